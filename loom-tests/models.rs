@@ -1,0 +1,1 @@
+#![cfg(thread_safe_state_loom)]

@@ -1,0 +1,241 @@
+//! [`Blocking`]: the write API for plain threads.
+
+use std::fmt;
+
+use crate::command::{Op, Reply};
+use crate::error::StateError;
+use crate::state::ThreadSafeState;
+use crate::sync::Arc;
+use crate::Version;
+
+/// The writes of a [`ThreadSafeState`], blocking the calling thread until the
+/// writer answers; made by [`ThreadSafeState::blocking`].
+///
+/// For code on `std::thread`s (the threads of the Python design this crate
+/// replaces). Each method behaves exactly like its async namesake and
+/// returns once the new version is visible to every reader. The writer task
+/// still runs on its tokio runtime, which must keep running.
+///
+/// # Panics
+///
+/// Every method panics if called from inside an async execution context
+/// (a tokio runtime worker), where blocking would stall the runtime: use the
+/// async methods there.
+///
+/// # Examples
+///
+/// ```
+/// use thread_safe_state::ThreadSafeState;
+///
+/// let runtime = tokio::runtime::Runtime::new().unwrap();
+/// let state = runtime.block_on(async { ThreadSafeState::<u64>::new() });
+///
+/// let threads: Vec<_> = (0..4)
+///     .map(|_| {
+///         let state = state.clone();
+///         std::thread::spawn(move || {
+///             for _ in 0..10 {
+///                 state.blocking().modify("count", |n| Some(n.copied().unwrap_or(0) + 1)).unwrap();
+///             }
+///         })
+///     })
+///     .collect();
+/// threads.into_iter().for_each(|t| t.join().unwrap());
+/// assert_eq!(state.get("count").as_deref(), Some(&40));
+/// ```
+pub struct Blocking<'a, V> {
+    state: &'a ThreadSafeState<V>,
+}
+
+impl<'a, V> Blocking<'a, V> {
+    pub(crate) fn new(state: &'a ThreadSafeState<V>) -> Self {
+        Self { state }
+    }
+}
+
+impl<V: Send + Sync + 'static> Blocking<'_, V> {
+    /// Blocking [`ThreadSafeState::set`].
+    ///
+    /// # Errors
+    ///
+    /// As [`ThreadSafeState::set`].
+    ///
+    /// # Panics
+    ///
+    /// Inside an async execution context.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let runtime = tokio::runtime::Runtime::new().unwrap();
+    /// # let state = runtime.block_on(async { thread_safe_state::ThreadSafeState::new() });
+    /// let version = state.blocking().set("k", 1)?;
+    /// assert_eq!(state.version(), version);
+    /// # Ok::<(), thread_safe_state::StateError>(())
+    /// ```
+    pub fn set(&self, key: impl Into<Arc<str>>, value: V) -> Result<Version, StateError> {
+        self.submit(Op::set(key, value)?).map(|a| a.version)
+    }
+
+    /// Blocking [`ThreadSafeState::update`].
+    ///
+    /// # Errors
+    ///
+    /// As [`ThreadSafeState::update`].
+    ///
+    /// # Panics
+    ///
+    /// Inside an async execution context.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let runtime = tokio::runtime::Runtime::new().unwrap();
+    /// # let state = runtime.block_on(async { thread_safe_state::ThreadSafeState::new() });
+    /// state.blocking().update([("a", 1), ("b", 2)])?;
+    /// assert_eq!(state.len(), 2);
+    /// # Ok::<(), thread_safe_state::StateError>(())
+    /// ```
+    pub fn update<K: Into<Arc<str>>>(
+        &self,
+        entries: impl IntoIterator<Item = (K, V)>,
+    ) -> Result<Version, StateError> {
+        self.submit(Op::update(entries)?).map(|a| a.version)
+    }
+
+    /// Blocking [`ThreadSafeState::delete`].
+    ///
+    /// # Errors
+    ///
+    /// As [`ThreadSafeState::delete`].
+    ///
+    /// # Panics
+    ///
+    /// Inside an async execution context.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let runtime = tokio::runtime::Runtime::new().unwrap();
+    /// # let state = runtime.block_on(async { thread_safe_state::ThreadSafeState::new() });
+    /// state.blocking().set("k", 1)?;
+    /// assert!(state.blocking().delete("k")?);
+    /// # Ok::<(), thread_safe_state::StateError>(())
+    /// ```
+    pub fn delete(&self, key: impl Into<Arc<str>>) -> Result<bool, StateError> {
+        self.submit(Op::delete(key)?).map(|a| a.committed)
+    }
+
+    /// Blocking [`ThreadSafeState::clear`].
+    ///
+    /// # Errors
+    ///
+    /// As [`ThreadSafeState::clear`].
+    ///
+    /// # Panics
+    ///
+    /// Inside an async execution context.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let runtime = tokio::runtime::Runtime::new().unwrap();
+    /// # let state = runtime.block_on(async { thread_safe_state::ThreadSafeState::new() });
+    /// state.blocking().set("k", 1)?;
+    /// state.blocking().clear()?;
+    /// assert!(state.is_empty());
+    /// # Ok::<(), thread_safe_state::StateError>(())
+    /// ```
+    pub fn clear(&self) -> Result<Version, StateError> {
+        self.submit(Op::Clear).map(|a| a.version)
+    }
+
+    /// Blocking [`ThreadSafeState::modify`].
+    ///
+    /// # Errors
+    ///
+    /// As [`ThreadSafeState::modify`].
+    ///
+    /// # Panics
+    ///
+    /// Inside an async execution context. A panic inside `f` does not
+    /// propagate: it becomes [`StateError::ModifyPanicked`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let runtime = tokio::runtime::Runtime::new().unwrap();
+    /// # let state = runtime.block_on(async { thread_safe_state::ThreadSafeState::new() });
+    /// state.blocking().modify("n", |n| Some(n.copied().unwrap_or(0) + 1))?;
+    /// assert_eq!(state.get("n").as_deref(), Some(&1));
+    /// # Ok::<(), thread_safe_state::StateError>(())
+    /// ```
+    pub fn modify<F>(&self, key: impl Into<Arc<str>>, f: F) -> Result<Version, StateError>
+    where
+        F: FnOnce(Option<&V>) -> Option<V> + Send + 'static,
+    {
+        self.submit(Op::modify(key, f)?).map(|a| a.version)
+    }
+
+    /// Blocking [`ThreadSafeState::retain`].
+    ///
+    /// # Errors
+    ///
+    /// As [`ThreadSafeState::retain`].
+    ///
+    /// # Panics
+    ///
+    /// Inside an async execution context.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let runtime = tokio::runtime::Runtime::new().unwrap();
+    /// # let state = runtime.block_on(async { thread_safe_state::ThreadSafeState::new() });
+    /// state.blocking().update([("keep", 1), ("drop", 2)])?;
+    /// state.blocking().retain(["keep"])?;
+    /// assert_eq!(state.keys(), ["keep"]);
+    /// # Ok::<(), thread_safe_state::StateError>(())
+    /// ```
+    pub fn retain<K: Into<Arc<str>>>(
+        &self,
+        keys: impl IntoIterator<Item = K>,
+    ) -> Result<Version, StateError> {
+        self.submit(Op::retain(keys)).map(|a| a.version)
+    }
+
+    /// Blocking [`ThreadSafeState::rollback`].
+    ///
+    /// # Errors
+    ///
+    /// As [`ThreadSafeState::rollback`].
+    ///
+    /// # Panics
+    ///
+    /// Inside an async execution context.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let runtime = tokio::runtime::Runtime::new().unwrap();
+    /// # let state = runtime.block_on(async { thread_safe_state::ThreadSafeState::new() });
+    /// let v1 = state.blocking().set("k", 1)?;
+    /// state.blocking().set("k", 2)?;
+    /// state.blocking().rollback(v1)?;
+    /// assert_eq!(state.get("k").as_deref(), Some(&1));
+    /// # Ok::<(), thread_safe_state::StateError>(())
+    /// ```
+    pub fn rollback(&self, target: Version) -> Result<Version, StateError> {
+        self.submit(Op::Rollback(target)).map(|a| a.version)
+    }
+
+    fn submit(&self, op: Op<V>) -> Reply {
+        self.state.submit_blocking(op)
+    }
+}
+
+impl<V> fmt::Debug for Blocking<'_, V> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("Blocking").field(self.state).finish()
+    }
+}

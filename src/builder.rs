@@ -1,0 +1,216 @@
+//! [`Builder`]: configures and spawns a [`ThreadSafeState`].
+
+use std::fmt;
+
+use crate::command::checked_keys;
+use crate::commit::Committer;
+use crate::error::BuildError;
+use crate::shared::Shared;
+use crate::snapshot::{Entry, Map, Snapshot};
+use crate::state::ThreadSafeState;
+use crate::sync::{mpsc, Arc};
+use crate::{writer, Version};
+
+/// Default for [`Builder::max_history`].
+pub const DEFAULT_MAX_HISTORY: usize = 1000;
+
+/// Default for [`Builder::mailbox_capacity`].
+pub const DEFAULT_MAILBOX_CAPACITY: usize = 1024;
+
+/// Configures a [`ThreadSafeState`]; made by [`ThreadSafeState::builder`].
+///
+/// # Examples
+///
+/// ```
+/// use thread_safe_state::ThreadSafeState;
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let state = ThreadSafeState::builder()
+///     .initial_state([("phase", "init"), ("session", "s-1")])
+///     .max_history(100)
+///     .mailbox_capacity(256)
+///     .build();
+/// assert_eq!(state.len(), 2);
+/// # }
+/// ```
+pub struct Builder<V> {
+    initial: Vec<(Arc<str>, V)>,
+    max_history: usize,
+    mailbox_capacity: usize,
+    empty_initial_key: bool,
+}
+
+impl<V: Send + Sync + 'static> Builder<V> {
+    pub(crate) fn new() -> Self {
+        Self {
+            initial: Vec::new(),
+            max_history: DEFAULT_MAX_HISTORY,
+            mailbox_capacity: DEFAULT_MAILBOX_CAPACITY,
+            empty_initial_key: false,
+        }
+    }
+
+    /// The contents of version 0. Later pairs win over earlier ones with the
+    /// same key. Empty keys make [`try_build`](Self::try_build) fail.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use thread_safe_state::{ThreadSafeState, Version};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let state = ThreadSafeState::builder()
+    ///     .initial_state([("agents".to_string(), 5)])
+    ///     .build();
+    /// assert_eq!(state.get("agents").as_deref(), Some(&5));
+    /// assert_eq!(state.version(), Version::INITIAL);
+    /// # }
+    /// ```
+    #[must_use]
+    pub fn initial_state<K: Into<Arc<str>>>(
+        mut self,
+        entries: impl IntoIterator<Item = (K, V)>,
+    ) -> Self {
+        match checked_keys(entries) {
+            Ok(entries) => self.initial.extend(entries),
+            Err(_) => self.empty_initial_key = true,
+        }
+        self
+    }
+
+    /// How many commits the history retains (change records and the
+    /// snapshots a rollback needs). Default 1000. A rollback can reach the
+    /// last `max_history` versions before the current one; 0 keeps no history.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use thread_safe_state::ThreadSafeState;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), thread_safe_state::StateError> {
+    /// let state = ThreadSafeState::builder().max_history(2).build();
+    /// for i in 0..5 {
+    ///     state.set("k", i).await?;
+    /// }
+    /// assert_eq!(state.history(None, None).len(), 2);
+    /// # Ok(())
+    /// # }
+    /// ```
+    #[must_use]
+    pub fn max_history(mut self, commits: usize) -> Self {
+        self.max_history = commits;
+        self
+    }
+
+    /// How many write commands may wait for the writer before writers wait
+    /// for room (back-pressure). Default 1024; must be at least 1.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use thread_safe_state::ThreadSafeState;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), thread_safe_state::StateError> {
+    /// let state = ThreadSafeState::builder().mailbox_capacity(1).build();
+    /// state.set("k", 1).await?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    #[must_use]
+    pub fn mailbox_capacity(mut self, commands: usize) -> Self {
+        self.mailbox_capacity = commands;
+        self
+    }
+
+    /// Builds the state and spawns its writer task on the current tokio
+    /// runtime.
+    ///
+    /// # Panics
+    ///
+    /// Panics with the [`BuildError`] message when [`try_build`](Self::try_build)
+    /// would fail: outside a tokio runtime, with `mailbox_capacity(0)`, or with
+    /// an empty key in `initial_state`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use thread_safe_state::ThreadSafeState;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let state = ThreadSafeState::<String>::builder().build();
+    /// assert!(state.is_empty());
+    /// # }
+    /// ```
+    ///
+    /// Outside a runtime, it panics:
+    ///
+    /// ```should_panic
+    /// use thread_safe_state::ThreadSafeState;
+    /// let state = ThreadSafeState::<String>::builder().build();
+    /// ```
+    #[track_caller]
+    pub fn build(self) -> ThreadSafeState<V> {
+        self.try_build().unwrap_or_else(|error| panic!("{error}"))
+    }
+
+    /// Builds the state and spawns its writer task on the current tokio
+    /// runtime, or says why it cannot.
+    ///
+    /// # Errors
+    ///
+    /// [`BuildError::NoRuntime`] outside a tokio runtime,
+    /// [`BuildError::ZeroMailboxCapacity`] for `mailbox_capacity(0)`,
+    /// [`BuildError::EmptyKey`] for an empty key in `initial_state`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use thread_safe_state::{BuildError, ThreadSafeState};
+    ///
+    /// let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    /// let _guard = runtime.enter();
+    /// let error = ThreadSafeState::<u8>::builder()
+    ///     .mailbox_capacity(0)
+    ///     .try_build()
+    ///     .unwrap_err();
+    /// assert_eq!(error, BuildError::ZeroMailboxCapacity);
+    /// assert!(ThreadSafeState::<u8>::builder().try_build().is_ok());
+    /// ```
+    pub fn try_build(self) -> Result<ThreadSafeState<V>, BuildError> {
+        if self.empty_initial_key {
+            return Err(BuildError::EmptyKey);
+        }
+        if self.mailbox_capacity == 0 {
+            return Err(BuildError::ZeroMailboxCapacity);
+        }
+        let runtime = tokio::runtime::Handle::try_current().map_err(|_| BuildError::NoRuntime)?;
+
+        let mut map = Map::new_sync();
+        for (key, value) in self.initial {
+            let version = Version::INITIAL;
+            map.insert_mut(key, Entry::new(Arc::new(value), version, version));
+        }
+        let shared = Arc::new(Shared::new(
+            Snapshot::new(Version::INITIAL, map),
+            self.max_history,
+        ));
+        let (mailbox, inbox) = mpsc::channel(self.mailbox_capacity);
+        runtime.spawn(writer::run(inbox, Committer::new(Arc::clone(&shared))));
+        Ok(ThreadSafeState::from_parts(shared, mailbox))
+    }
+}
+
+impl<V> fmt::Debug for Builder<V> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Builder")
+            .field("initial_keys", &self.initial.len())
+            .field("max_history", &self.max_history)
+            .field("mailbox_capacity", &self.mailbox_capacity)
+            .finish_non_exhaustive()
+    }
+}

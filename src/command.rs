@@ -1,0 +1,90 @@
+//! What a handle sends to the writer, and what the writer answers.
+
+use crate::error::StateError;
+use crate::sync::{oneshot, Arc};
+use crate::Version;
+
+/// The closure of a [`modify`](crate::ThreadSafeState::modify).
+pub(crate) type ModifyFn<V> = Box<dyn FnOnce(Option<&V>) -> Option<V> + Send>;
+
+/// One write, as the writer applies it. Keys are already validated.
+pub(crate) enum Op<V> {
+    Set { key: Arc<str>, value: V },
+    Update(Vec<(Arc<str>, V)>),
+    Delete(Arc<str>),
+    Clear,
+    Modify { key: Arc<str>, f: ModifyFn<V> },
+    Retain(Vec<Arc<str>>),
+    Rollback(Version),
+}
+
+impl<V> Op<V> {
+    pub(crate) fn set(key: impl Into<Arc<str>>, value: V) -> Result<Self, StateError> {
+        Ok(Op::Set {
+            key: checked_key(key)?,
+            value,
+        })
+    }
+
+    pub(crate) fn update<K: Into<Arc<str>>>(
+        entries: impl IntoIterator<Item = (K, V)>,
+    ) -> Result<Self, StateError> {
+        Ok(Op::Update(checked_keys(entries)?))
+    }
+
+    pub(crate) fn delete(key: impl Into<Arc<str>>) -> Result<Self, StateError> {
+        Ok(Op::Delete(checked_key(key)?))
+    }
+
+    pub(crate) fn modify<F>(key: impl Into<Arc<str>>, f: F) -> Result<Self, StateError>
+    where
+        F: FnOnce(Option<&V>) -> Option<V> + Send + 'static,
+    {
+        Ok(Op::Modify {
+            key: checked_key(key)?,
+            f: Box::new(f),
+        })
+    }
+
+    pub(crate) fn retain<K: Into<Arc<str>>>(keys: impl IntoIterator<Item = K>) -> Self {
+        Op::Retain(keys.into_iter().map(Into::into).collect())
+    }
+}
+
+/// The outcome of an applied command.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Applied {
+    /// The version after the command: new if it committed, else the current one.
+    pub(crate) version: Version,
+    /// Whether it committed a new version (it changed at least one key).
+    pub(crate) committed: bool,
+}
+
+pub(crate) type Reply = Result<Applied, StateError>;
+
+/// A write on its way to the writer, with where to send the answer.
+pub(crate) struct Command<V> {
+    pub(crate) op: Op<V>,
+    pub(crate) changed_by: Option<Arc<str>>,
+    pub(crate) reply: oneshot::Sender<Reply>,
+}
+
+/// Checks a key before it is sent, so a bad key never reaches the writer.
+pub(crate) fn checked_key(key: impl Into<Arc<str>>) -> Result<Arc<str>, StateError> {
+    let key = key.into();
+    if key.is_empty() {
+        Err(StateError::EmptyKey)
+    } else {
+        Ok(key)
+    }
+}
+
+/// Checks every key of a batch; one bad key rejects the whole batch.
+pub(crate) fn checked_keys<K: Into<Arc<str>>, T>(
+    items: impl IntoIterator<Item = (K, T)>,
+) -> Result<Vec<(Arc<str>, T)>, StateError> {
+    items
+        .into_iter()
+        .map(|(key, item)| Ok((checked_key(key)?, item)))
+        .collect()
+}

@@ -1,0 +1,105 @@
+//! Shared, versioned, string-keyed state for tokio agent tasks.
+//!
+//! Many agents (tokio tasks or plain threads) read and write one
+//! [`ThreadSafeState`]: which agents have finished, which files were
+//! generated, the shared context. Every handle reads immutable snapshots
+//! without locks; every write goes through one writer task per state, which
+//! numbers it, records it in a bounded history and publishes the new snapshot.
+//!
+//! # Guarantees
+//!
+//! - **Read-your-writes.** When a write resolves with version `N`, every
+//!   read that starts afterwards, on any thread, sees version `N` or later.
+//! - **Monotonic versions.** Version 0 is the initial state; every
+//!   successful write command commits exactly one new version (a batch
+//!   [`update`](ThreadSafeState::update) is one). Failed commands and no-ops
+//!   (deleting an absent key) commit nothing. A
+//!   [`rollback`](ThreadSafeState::rollback) is a new version too: version
+//!   numbers are never reused and history is never rewritten.
+//! - **Snapshot consistency.** A [`Snapshot`] is the whole state at one
+//!   version; it never changes, and never shows part of a batch.
+//! - **Atomic read-modify-write** with [`modify`](ThreadSafeState::modify),
+//!   which runs the closure in the writer. A [`get`](ThreadSafeState::get)
+//!   followed by a [`set`](ThreadSafeState::set) is *not* atomic: under
+//!   concurrency it loses updates.
+//! - **Bounded memory.** The history keeps the last `max_history` commits
+//!   (default 1000), however many writes happen.
+//! - **Nothing is dropped silently.** A write either resolves with its
+//!   version or fails with a typed [`StateError`]; a panicking `modify`
+//!   closure fails only its own command.
+//!
+//! Not promised: durability. The state lives in memory and is gone when the
+//! process exits.
+//!
+//! # How it works, and the trade-offs
+//!
+//! The state is an `Arc` of a persistent hash map (a HAMT with structural
+//! sharing) published through [`arc-swap`](https://docs.rs/arc-swap). A read
+//! loads the current `Arc` without locking or touching a shared counter, so
+//! reads are O(1), scale across cores and never wait for writers. A
+//! [`snapshot`](ThreadSafeState::snapshot) is an `Arc` clone, O(1) at any size.
+//!
+//! Writes are messages to the writer task over a bounded channel (a full
+//! mailbox makes writers wait). The writer applies queued commands in a
+//! group, copying only the O(log n) map nodes each one touches, pushes their
+//! history records, publishes the last snapshot once, wakes subscribers, and
+//! only then answers the callers. That order is what gives read-your-writes.
+//! The price: a write costs a channel round trip (about a microsecond), more
+//! than a write under a lock, and values are shared `Arc<V>`s rather than
+//! deep copies, so isolation comes from immutability.
+//!
+//! # Example
+//!
+//! ```
+//! use thread_safe_state::{Operation, ThreadSafeState};
+//!
+//! # #[tokio::main]
+//! # async fn main() -> Result<(), thread_safe_state::StateError> {
+//! let state = ThreadSafeState::builder()
+//!     .initial_state([("phase", "parse".to_string())])
+//!     .build();
+//!
+//! // Agents write through their own handles...
+//! let parser = state.for_agent("parser");
+//! tokio::spawn(async move { parser.set("phase", "generate".to_string()).await })
+//!     .await
+//!     .unwrap()?;
+//!
+//! // ...and everyone reads the latest snapshot without locks.
+//! assert_eq!(state.get("phase").as_deref().map(String::as_str), Some("generate"));
+//! let record = &state.history(Some("phase"), Some(1))[0];
+//! assert_eq!(record.operation, Operation::Set);
+//! assert_eq!(record.changed_by.as_deref(), Some("parser"));
+//!
+//! // A bad change can be undone; the undo is a new version.
+//! state.rollback(record.version.get().saturating_sub(1).into()).await?;
+//! assert_eq!(state.get("phase").as_deref().map(String::as_str), Some("parse"));
+//! assert_eq!(state.version().get(), 2);
+//! # Ok(())
+//! # }
+//! ```
+#![forbid(unsafe_code)]
+#![warn(missing_docs, unreachable_pub, missing_debug_implementations)]
+
+mod blocking;
+mod builder;
+mod command;
+mod commit;
+mod error;
+mod history;
+mod metrics;
+mod shared;
+mod snapshot;
+mod state;
+mod sync;
+mod version;
+mod writer;
+
+pub use blocking::Blocking;
+pub use builder::{Builder, DEFAULT_MAILBOX_CAPACITY, DEFAULT_MAX_HISTORY};
+pub use error::{BuildError, StateError};
+pub use history::{ChangeRecord, Operation};
+pub use metrics::Metrics;
+pub use snapshot::{Entry, Snapshot};
+pub use state::ThreadSafeState;
+pub use version::Version;

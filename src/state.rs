@@ -1,0 +1,802 @@
+//! [`ThreadSafeState`]: the handle. Reads load the published snapshot; writes
+//! are messages to the writer task.
+
+use std::fmt;
+
+use tokio::sync::watch;
+
+use crate::blocking::Blocking;
+use crate::builder::Builder;
+use crate::command::{Command, Op, Reply};
+use crate::error::StateError;
+use crate::history::ChangeRecord;
+use crate::metrics::{Counters, Metrics};
+use crate::shared::Shared;
+use crate::snapshot::{Snapshot, SnapshotInner};
+use crate::sync::{lock, mpsc, oneshot, Arc};
+use crate::Version;
+
+/// Shared, versioned, string-keyed state for many tasks and threads.
+///
+/// A cheap handle: clone it into every task. Reads (`get`, `snapshot`, ...)
+/// are synchronous and lock-free and never wait for the writer. Writes
+/// (`set`, `update`, `delete`, `clear`, `modify`, `retain`, `rollback`) are
+/// sent to the state's single writer task and resolve once their new version
+/// is visible to every reader on every thread. [`blocking`](Self::blocking)
+/// gives the same writes to plain `std::thread`s.
+///
+/// A `get` followed by a `set` is **not** atomic: another writer can commit
+/// in between, and its update is lost. Use [`modify`](Self::modify), which
+/// runs the read and the write together in the writer.
+///
+/// The writer task stops when the last handle is dropped, after answering
+/// every command already queued.
+///
+/// # Examples
+///
+/// ```
+/// use thread_safe_state::ThreadSafeState;
+///
+/// # #[tokio::main]
+/// # async fn main() -> Result<(), thread_safe_state::StateError> {
+/// let state = ThreadSafeState::new();
+/// let tasks: Vec<_> = (0..5)
+///     .map(|i| {
+///         let agent = state.for_agent(format!("agent-{i}"));
+///         tokio::spawn(async move { agent.modify("done", |n| Some(n.copied().unwrap_or(0) + 1)).await })
+///     })
+///     .collect();
+/// for task in tasks {
+///     task.await.unwrap()?;
+/// }
+/// assert_eq!(state.get("done").as_deref(), Some(&5));
+/// assert_eq!(state.version().get(), 5);
+/// # Ok(())
+/// # }
+/// ```
+pub struct ThreadSafeState<V> {
+    shared: Arc<Shared<V>>,
+    mailbox: mpsc::Sender<Command<V>>,
+    changed_by: Option<Arc<str>>,
+}
+
+impl<V: Send + Sync + 'static> ThreadSafeState<V> {
+    /// An empty state with default settings, its writer spawned on the
+    /// current tokio runtime. Same as `ThreadSafeState::builder().build()`.
+    ///
+    /// # Panics
+    ///
+    /// Panics outside a tokio runtime (there is nowhere to spawn the writer
+    /// task). Use [`Builder::try_build`] to get a [`BuildError`](crate::BuildError) instead.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use thread_safe_state::{ThreadSafeState, Version};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let state = ThreadSafeState::<serde_json::Value>::new();
+    /// assert!(state.is_empty());
+    /// assert_eq!(state.version(), Version::INITIAL);
+    /// # }
+    /// ```
+    #[track_caller]
+    pub fn new() -> Self {
+        Builder::new().build()
+    }
+
+    /// A [`Builder`] for initial contents, history size and mailbox size.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use thread_safe_state::ThreadSafeState;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let state = ThreadSafeState::builder().initial_state([("phase", 0)]).build();
+    /// assert_eq!(state.get("phase").as_deref(), Some(&0));
+    /// # }
+    /// ```
+    pub fn builder() -> Builder<V> {
+        Builder::new()
+    }
+}
+
+impl<V> ThreadSafeState<V> {
+    pub(crate) fn from_parts(shared: Arc<Shared<V>>, mailbox: mpsc::Sender<Command<V>>) -> Self {
+        Self {
+            shared,
+            mailbox,
+            changed_by: None,
+        }
+    }
+
+    /// Count one read and run it against the published snapshot.
+    fn read<R>(&self, read: impl FnOnce(&SnapshotInner<V>) -> R) -> R {
+        self.shared.counters.reads.increment();
+        self.shared.current.read(read)
+    }
+
+    /// The value of `key`, if present.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use thread_safe_state::ThreadSafeState;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), thread_safe_state::StateError> {
+    /// let state = ThreadSafeState::new();
+    /// state.set("phase", "generate").await?;
+    /// assert_eq!(state.get("phase").as_deref(), Some(&"generate"));
+    /// assert_eq!(state.get("missing"), None);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn get(&self, key: &str) -> Option<Arc<V>> {
+        self.read(|current| current.map.get(key).map(|entry| Arc::clone(entry.value())))
+    }
+
+    /// The value of `key`, or an error that names the keys that do exist.
+    ///
+    /// # Errors
+    ///
+    /// [`StateError::KeyNotFound`] when `key` is absent, carrying the key and
+    /// every available key, sorted (its message lists at most 10).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use thread_safe_state::{StateError, ThreadSafeState};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), StateError> {
+    /// let state = ThreadSafeState::new();
+    /// state.set("session_id", "s-1").await?;
+    /// assert_eq!(*state.get_required("session_id")?, "s-1");
+    /// let error = state.get_required("sesion_id").unwrap_err();
+    /// assert_eq!(
+    ///     error.to_string(),
+    ///     r#"key "sesion_id" not found; available keys: "session_id""#
+    /// );
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn get_required(&self, key: &str) -> Result<Arc<V>, StateError> {
+        self.read(|current| match current.map.get(key) {
+            Some(entry) => Ok(Arc::clone(entry.value())),
+            None => {
+                let mut available: Vec<String> =
+                    current.map.keys().map(|key| key.to_string()).collect();
+                available.sort_unstable();
+                Err(StateError::KeyNotFound {
+                    key: key.to_owned(),
+                    available,
+                })
+            }
+        })
+    }
+
+    /// The value of the first of `key`, then `fallbacks`, that is present,
+    /// all looked up in one snapshot.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use thread_safe_state::ThreadSafeState;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), thread_safe_state::StateError> {
+    /// let state = ThreadSafeState::new();
+    /// state.set("default_model", "small").await?;
+    /// let model = state.get_with_fallback("model", &["default_model"]);
+    /// assert_eq!(model.as_deref(), Some(&"small"));
+    /// assert_eq!(state.get_with_fallback("a", &["b", "c"]), None);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn get_with_fallback(&self, key: &str, fallbacks: &[&str]) -> Option<Arc<V>> {
+        self.read(|current| {
+            std::iter::once(key)
+                .chain(fallbacks.iter().copied())
+                .find_map(|key| current.map.get(key))
+                .map(|entry| Arc::clone(entry.value()))
+        })
+    }
+
+    /// Whether `key` is present.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use thread_safe_state::ThreadSafeState;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), thread_safe_state::StateError> {
+    /// let state = ThreadSafeState::new();
+    /// state.set("k", 1).await?;
+    /// assert!(state.contains_key("k"));
+    /// assert!(!state.contains_key("other"));
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn contains_key(&self, key: &str) -> bool {
+        self.read(|current| current.map.contains_key(key))
+    }
+
+    /// The number of keys.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use thread_safe_state::ThreadSafeState;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), thread_safe_state::StateError> {
+    /// let state = ThreadSafeState::new();
+    /// state.update([("a", 1), ("b", 2)]).await?;
+    /// assert_eq!(state.len(), 2);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn len(&self) -> usize {
+        self.read(|current| current.map.size())
+    }
+
+    /// Whether there are no keys.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use thread_safe_state::ThreadSafeState;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let state = ThreadSafeState::<u8>::new();
+    /// assert!(state.is_empty());
+    /// # }
+    /// ```
+    pub fn is_empty(&self) -> bool {
+        self.read(|current| current.map.is_empty())
+    }
+
+    /// The keys, sorted. O(n log n); to look at many keys consistently,
+    /// take a [`snapshot`](Self::snapshot) and iterate it instead.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use thread_safe_state::ThreadSafeState;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), thread_safe_state::StateError> {
+    /// let state = ThreadSafeState::new();
+    /// state.update([("b", 2), ("a", 1)]).await?;
+    /// assert_eq!(state.keys(), ["a", "b"]);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn keys(&self) -> Vec<String> {
+        let mut keys: Vec<String> =
+            self.read(|current| current.map.keys().map(|key| key.to_string()).collect());
+        keys.sort_unstable();
+        keys
+    }
+
+    /// The current version.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use thread_safe_state::{ThreadSafeState, Version};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), thread_safe_state::StateError> {
+    /// let state = ThreadSafeState::new();
+    /// assert_eq!(state.version(), Version::INITIAL);
+    /// state.update([("a", 1), ("b", 2)]).await?; // a batch is one version
+    /// assert_eq!(state.version(), Version::new(1));
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn version(&self) -> Version {
+        self.read(|current| current.version)
+    }
+
+    /// The whole state at the current version: owned, immutable, O(1).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use thread_safe_state::ThreadSafeState;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), thread_safe_state::StateError> {
+    /// let state = ThreadSafeState::new();
+    /// state.set("a", 1).await?;
+    /// let snapshot = state.snapshot();
+    /// state.set("a", 2).await?;
+    /// assert_eq!(snapshot.get("a").as_deref(), Some(&1));
+    /// assert_eq!(snapshot.version().get(), 1);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn snapshot(&self) -> Snapshot<V> {
+        self.shared.counters.reads.increment();
+        Snapshot::from_inner(self.shared.current.load_full())
+    }
+
+    /// Change records, most recent first: all of them, or those of `key`,
+    /// at most `limit`.
+    ///
+    /// Records are retained for the last `max_history` commits (see
+    /// [`Builder::max_history`]). Records of one batch share a version.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use thread_safe_state::{Operation, ThreadSafeState};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), thread_safe_state::StateError> {
+    /// let state = ThreadSafeState::new();
+    /// state.set("a", 1).await?;
+    /// state.set("b", 2).await?;
+    /// state.delete("a").await?;
+    ///
+    /// let all = state.history(None, None);
+    /// assert_eq!(all.len(), 3);
+    /// assert_eq!(all[0].operation, Operation::Delete);
+    /// let of_a = state.history(Some("a"), Some(1));
+    /// assert_eq!(of_a.len(), 1);
+    /// assert_eq!(of_a[0].old_value.as_deref(), Some(&1));
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn history(&self, key: Option<&str>, limit: Option<usize>) -> Vec<ChangeRecord<V>> {
+        lock(&self.shared.history).records(key, limit)
+    }
+
+    /// A receiver that is woken after every published version.
+    ///
+    /// It starts at the current snapshot (already marked seen). Wake-ups
+    /// coalesce: a slow subscriber may skip intermediate versions, but never
+    /// misses the latest one. Use `wait_for` to wait for a condition.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use thread_safe_state::ThreadSafeState;
+    ///
+    /// # #[tokio::main]
+    /// # async fn main() -> Result<(), thread_safe_state::StateError> {
+    /// let state = ThreadSafeState::new();
+    /// let mut updates = state.subscribe();
+    /// let writer = state.clone();
+    /// tokio::spawn(async move { writer.set("done", true).await });
+    ///
+    /// let snapshot = updates
+    ///     .wait_for(|snapshot| snapshot.contains_key("done"))
+    ///     .await
+    ///     .expect("the state is alive");
+    /// assert_eq!(snapshot.get("done").as_deref(), Some(&true));
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn subscribe(&self) -> watch::Receiver<Snapshot<V>> {
+        self.shared.notifier.subscribe()
+    }
+
+    /// Counters and gauges for this state.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use thread_safe_state::ThreadSafeState;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), thread_safe_state::StateError> {
+    /// let state = ThreadSafeState::new();
+    /// state.set("a", 1).await?;
+    /// let metrics = state.metrics();
+    /// assert_eq!(metrics.commits, 1);
+    /// assert_eq!(metrics.retained_versions, 2);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn metrics(&self) -> Metrics {
+        let counters = &self.shared.counters;
+        let (history_len, retained_versions) = {
+            let history = lock(&self.shared.history);
+            (history.record_count(), history.retained_versions())
+        };
+        Metrics {
+            version: self.shared.current.read(|current| current.version),
+            reads: counters.reads.sum(),
+            writes: Counters::load(&counters.writes),
+            commits: Counters::load(&counters.commits),
+            rollbacks: Counters::load(&counters.rollbacks),
+            failed_commands: Counters::load(&counters.failed),
+            history_len,
+            retained_versions,
+            mailbox_depth: self.mailbox.max_capacity() - self.mailbox.capacity(),
+        }
+    }
+
+    /// A handle to the same state whose writes are recorded with
+    /// `changed_by = agent`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use thread_safe_state::ThreadSafeState;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), thread_safe_state::StateError> {
+    /// let state = ThreadSafeState::new();
+    /// let validator = state.for_agent("validator");
+    /// validator.set("validated", true).await?;
+    /// assert_eq!(state.get("validated").as_deref(), Some(&true));
+    /// assert_eq!(state.history(None, None)[0].changed_by.as_deref(), Some("validator"));
+    /// assert_eq!(validator.agent_id(), Some("validator"));
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn for_agent(&self, agent: impl Into<Arc<str>>) -> Self {
+        Self {
+            changed_by: Some(agent.into()),
+            ..self.clone()
+        }
+    }
+
+    /// The agent id this handle records its writes with, if any.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use thread_safe_state::ThreadSafeState;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let state = ThreadSafeState::<u8>::new();
+    /// assert_eq!(state.agent_id(), None);
+    /// # }
+    /// ```
+    pub fn agent_id(&self) -> Option<&str> {
+        self.changed_by.as_deref()
+    }
+
+    /// The same writes, for code running on plain threads outside async code.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use thread_safe_state::ThreadSafeState;
+    ///
+    /// let runtime = tokio::runtime::Runtime::new().unwrap();
+    /// let state = runtime.block_on(async { ThreadSafeState::new() });
+    /// let worker = state.clone();
+    /// std::thread::spawn(move || worker.blocking().set("from_thread", 1))
+    ///     .join()
+    ///     .unwrap()
+    ///     .unwrap();
+    /// assert_eq!(state.get("from_thread").as_deref(), Some(&1));
+    /// ```
+    pub fn blocking(&self) -> Blocking<'_, V> {
+        Blocking::new(self)
+    }
+
+    /// Send one command and wait for its answer.
+    async fn submit(&self, op: Op<V>) -> Reply {
+        let (reply, answer) = oneshot::channel();
+        let command = self.command(op, reply);
+        self.mailbox
+            .send(command)
+            .await
+            .map_err(|_| StateError::Closed)?;
+        answer.await.map_err(|_| StateError::Closed)?
+    }
+
+    /// Send one command and wait for its answer, blocking this thread.
+    pub(crate) fn submit_blocking(&self, op: Op<V>) -> Reply {
+        let (reply, answer) = oneshot::channel();
+        let command = self.command(op, reply);
+        self.mailbox
+            .blocking_send(command)
+            .map_err(|_| StateError::Closed)?;
+        answer.blocking_recv().map_err(|_| StateError::Closed)?
+    }
+
+    fn command(&self, op: Op<V>, reply: oneshot::Sender<Reply>) -> Command<V> {
+        Command {
+            op,
+            changed_by: self.changed_by.clone(),
+            reply,
+        }
+    }
+}
+
+// The writes. Each validates its input on the caller's side, so bad input
+// never reaches the writer, then sends one command and awaits its answer.
+impl<V: Send + Sync + 'static> ThreadSafeState<V> {
+    /// Set `key` to `value`, committing one version.
+    ///
+    /// # Errors
+    ///
+    /// [`StateError::EmptyKey`] for an empty key; [`StateError::Closed`] if
+    /// the writer task has stopped.
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the future never half-applies the write: once the command is
+    /// in the mailbox it is applied in full, before that it is not applied.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use thread_safe_state::ThreadSafeState;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), thread_safe_state::StateError> {
+    /// let state = ThreadSafeState::new();
+    /// let version = state.set("phase", "parse").await?;
+    /// assert_eq!(version.get(), 1);
+    /// assert_eq!(state.get("phase").as_deref(), Some(&"parse"));
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn set(&self, key: impl Into<Arc<str>>, value: V) -> Result<Version, StateError> {
+        self.submit(Op::set(key, value)?).await.map(|a| a.version)
+    }
+
+    /// Set several keys as one version: readers see all of them or none.
+    ///
+    /// An empty batch commits nothing and returns the current version.
+    ///
+    /// # Errors
+    ///
+    /// [`StateError::EmptyKey`] if any key is empty (nothing is written);
+    /// [`StateError::Closed`] if the writer task has stopped.
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the future never half-applies the batch: once the command is
+    /// in the mailbox it is applied in full, before that it is not applied.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use thread_safe_state::ThreadSafeState;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), thread_safe_state::StateError> {
+    /// let state = ThreadSafeState::new();
+    /// let version = state.update([("models", 3), ("validators", 2)]).await?;
+    /// assert_eq!(version.get(), 1);
+    /// assert_eq!(state.len(), 2);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn update<K: Into<Arc<str>>>(
+        &self,
+        entries: impl IntoIterator<Item = (K, V)>,
+    ) -> Result<Version, StateError> {
+        self.submit(Op::update(entries)?).await.map(|a| a.version)
+    }
+
+    /// Remove `key`. Returns whether it was present; removing an absent key
+    /// commits nothing.
+    ///
+    /// # Errors
+    ///
+    /// [`StateError::EmptyKey`] for an empty key; [`StateError::Closed`] if
+    /// the writer task has stopped.
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the future never half-applies the write: once the command is
+    /// in the mailbox it is applied in full, before that it is not applied.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use thread_safe_state::ThreadSafeState;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), thread_safe_state::StateError> {
+    /// let state = ThreadSafeState::new();
+    /// state.set("tmp", 1).await?;
+    /// assert!(state.delete("tmp").await?);
+    /// assert!(!state.delete("tmp").await?);
+    /// assert_eq!(state.version().get(), 2);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn delete(&self, key: impl Into<Arc<str>>) -> Result<bool, StateError> {
+        self.submit(Op::delete(key)?).await.map(|a| a.committed)
+    }
+
+    /// Remove every key, as one version. Clearing an empty state commits
+    /// nothing.
+    ///
+    /// # Errors
+    ///
+    /// [`StateError::Closed`] if the writer task has stopped.
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the future never half-applies the write: once the command is
+    /// in the mailbox it is applied in full, before that it is not applied.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use thread_safe_state::ThreadSafeState;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), thread_safe_state::StateError> {
+    /// let state = ThreadSafeState::new();
+    /// state.update([("a", 1), ("b", 2)]).await?;
+    /// state.clear().await?;
+    /// assert!(state.is_empty());
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn clear(&self) -> Result<Version, StateError> {
+        self.submit(Op::Clear).await.map(|a| a.version)
+    }
+
+    /// Atomically replace `key`'s value with `f(current)`, run in the writer
+    /// task so no other write can come between the read and the write.
+    /// Returning `None` deletes the key. When nothing changes (`None` for an
+    /// absent key) no version is committed and the current one is returned.
+    ///
+    /// This is the fix for the lost update of `get` then `set`. Keep `f`
+    /// short: the writer runs nothing else while it runs.
+    ///
+    /// # Errors
+    ///
+    /// [`StateError::ModifyPanicked`] if `f` panics (the state, its version
+    /// and the writer are untouched and keep serving);
+    /// [`StateError::EmptyKey`] for an empty key; [`StateError::Closed`] if
+    /// the writer task has stopped.
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the future never half-applies the write: once the command is
+    /// in the mailbox it is applied in full, before that it is not applied.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use thread_safe_state::ThreadSafeState;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), thread_safe_state::StateError> {
+    /// let state = ThreadSafeState::new();
+    /// state.modify("completed", |n| Some(n.copied().unwrap_or(0) + 1)).await?;
+    /// state.modify("completed", |n| Some(n.copied().unwrap_or(0) + 1)).await?;
+    /// assert_eq!(state.get("completed").as_deref(), Some(&2));
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn modify<F>(&self, key: impl Into<Arc<str>>, f: F) -> Result<Version, StateError>
+    where
+        F: FnOnce(Option<&V>) -> Option<V> + Send + 'static,
+    {
+        self.submit(Op::modify(key, f)?).await.map(|a| a.version)
+    }
+
+    /// Keep only `keys` and remove every other key, as one version (the
+    /// recovery from a polluted state). Keys in `keys` that are absent are
+    /// ignored; when nothing is removed no version is committed.
+    ///
+    /// # Errors
+    ///
+    /// [`StateError::Closed`] if the writer task has stopped.
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the future never half-applies the write: once the command is
+    /// in the mailbox it is applied in full, before that it is not applied.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use thread_safe_state::ThreadSafeState;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), thread_safe_state::StateError> {
+    /// let state = ThreadSafeState::new();
+    /// state.update([("session_id", 1), ("scratch", 2), ("junk", 3)]).await?;
+    /// state.retain(["session_id"]).await?;
+    /// assert_eq!(state.keys(), ["session_id"]);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn retain<K: Into<Arc<str>>>(
+        &self,
+        keys: impl IntoIterator<Item = K>,
+    ) -> Result<Version, StateError> {
+        self.submit(Op::retain(keys)).await.map(|a| a.version)
+    }
+
+    /// Commit a new version whose contents equal those of `target`.
+    ///
+    /// History is never rewritten: the rollback is itself a new version,
+    /// recorded with [`Operation::Rollback`](crate::Operation::Rollback)
+    /// records for the keys it changed, and restored keys get the new
+    /// version as their modified version. If the contents already equal
+    /// `target`'s, nothing is committed and the current version is returned.
+    ///
+    /// # Errors
+    ///
+    /// [`StateError::InvalidVersion`] if `target` is not older than the
+    /// current version; [`StateError::VersionCompacted`] if it is older than
+    /// the history retains (the error names the oldest reachable version);
+    /// [`StateError::Closed`] if the writer task has stopped.
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the future never half-applies the rollback: once the command
+    /// is in the mailbox it is applied in full, before that it is not applied.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use thread_safe_state::ThreadSafeState;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), thread_safe_state::StateError> {
+    /// let state = ThreadSafeState::new();
+    /// let good = state.set("plan", "v1").await?;
+    /// state.set("plan", "broken").await?;
+    ///
+    /// let version = state.rollback(good).await?;
+    /// assert_eq!(version.get(), 3); // a new version, not a rewind
+    /// assert_eq!(state.get("plan").as_deref(), Some(&"v1"));
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn rollback(&self, target: Version) -> Result<Version, StateError> {
+        self.submit(Op::Rollback(target)).await.map(|a| a.version)
+    }
+}
+
+impl<V> Clone for ThreadSafeState<V> {
+    fn clone(&self) -> Self {
+        Self {
+            shared: Arc::clone(&self.shared),
+            mailbox: self.mailbox.clone(),
+            changed_by: self.changed_by.clone(),
+        }
+    }
+}
+
+impl<V: Send + Sync + 'static> Default for ThreadSafeState<V> {
+    /// Same as [`ThreadSafeState::new`].
+    ///
+    /// # Panics
+    ///
+    /// Panics outside a tokio runtime.
+    #[track_caller]
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<V> fmt::Debug for ThreadSafeState<V> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (version, len) = self
+            .shared
+            .current
+            .read(|current| (current.version, current.map.size()));
+        f.debug_struct("ThreadSafeState")
+            .field("version", &version)
+            .field("len", &len)
+            .field("agent", &self.changed_by)
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,125 @@
+//! The one file that names concurrency primitives.
+//!
+//! Everything else in the crate goes through the names defined here, so that
+//! under `--cfg thread_safe_state_loom` the loom model checker can swap in its
+//! own instrumented types and explore every interleaving of the real commit
+//! and read code. loom cannot see inside `arc-swap` or tokio's channels, so
+//! under that cfg the snapshot cell becomes a loom `Mutex` around an `Arc`
+//! (same API, same publication semantics: a store happens-before any load
+//! that observes it).
+
+#[cfg(not(thread_safe_state_loom))]
+pub(crate) use std::sync::{
+    atomic::{AtomicU64, Ordering},
+    Mutex, MutexGuard,
+};
+
+#[cfg(thread_safe_state_loom)]
+pub(crate) use loom::sync::{
+    atomic::{AtomicU64, Ordering},
+    Mutex, MutexGuard,
+};
+
+pub(crate) use std::sync::Arc;
+
+/// Lock a mutex, ignoring poisoning.
+///
+/// The crate never runs user code while holding a lock, so a poisoned lock
+/// can only come from a bug in the crate itself, and the data behind it is
+/// still consistent (every update is a single push or replace).
+pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    #[cfg(not(thread_safe_state_loom))]
+    {
+        mutex.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+    #[cfg(thread_safe_state_loom)]
+    {
+        mutex.lock().unwrap()
+    }
+}
+
+/// The published, current snapshot: written by the writer, read by everyone.
+pub(crate) struct SnapshotCell<T> {
+    #[cfg(not(thread_safe_state_loom))]
+    current: arc_swap::ArcSwap<T>,
+    #[cfg(thread_safe_state_loom)]
+    current: loom::sync::Mutex<Arc<T>>,
+}
+
+impl<T> SnapshotCell<T> {
+    pub(crate) fn new(initial: Arc<T>) -> Self {
+        Self {
+            #[cfg(not(thread_safe_state_loom))]
+            current: arc_swap::ArcSwap::new(initial),
+            #[cfg(thread_safe_state_loom)]
+            current: loom::sync::Mutex::new(initial),
+        }
+    }
+
+    /// Run `read` against the current value without taking a reference count
+    /// in the common case (arc-swap's thread-local debt slots): the read path
+    /// stays lock-free and touches no shared counter.
+    pub(crate) fn read<R>(&self, read: impl FnOnce(&T) -> R) -> R {
+        #[cfg(not(thread_safe_state_loom))]
+        {
+            read(&self.current.load())
+        }
+        #[cfg(thread_safe_state_loom)]
+        {
+            let current = Arc::clone(&self.current.lock().unwrap());
+            read(&current)
+        }
+    }
+
+    /// An owned handle to the current value.
+    pub(crate) fn load_full(&self) -> Arc<T> {
+        #[cfg(not(thread_safe_state_loom))]
+        {
+            self.current.load_full()
+        }
+        #[cfg(thread_safe_state_loom)]
+        {
+            Arc::clone(&self.current.lock().unwrap())
+        }
+    }
+
+    /// Publish a new value. Loads that start after this returns see it.
+    pub(crate) fn store(&self, next: Arc<T>) {
+        #[cfg(not(thread_safe_state_loom))]
+        {
+            self.current.store(next);
+        }
+        #[cfg(thread_safe_state_loom)]
+        {
+            *self.current.lock().unwrap() = next;
+        }
+    }
+}
+
+/// Wakes subscribers after each publish.
+///
+/// It is a `tokio::sync::watch` sender in every build: subscribers receive
+/// a `watch::Receiver`, the type the public API promises.
+pub(crate) struct Notifier<T> {
+    sender: tokio::sync::watch::Sender<T>,
+}
+
+impl<T> Notifier<T> {
+    pub(crate) fn new(initial: T) -> Self {
+        Self {
+            sender: tokio::sync::watch::Sender::new(initial),
+        }
+    }
+
+    pub(crate) fn notify(&self, value: T) {
+        // `send_replace` publishes even when nobody subscribes yet, so a
+        // later `subscribe()` starts from the latest value.
+        self.sender.send_replace(value);
+    }
+
+    pub(crate) fn subscribe(&self) -> tokio::sync::watch::Receiver<T> {
+        self.sender.subscribe()
+    }
+}
+
+pub(crate) use tokio::sync::{mpsc, oneshot};

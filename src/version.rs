@@ -1,0 +1,84 @@
+//! [`Version`]: the commit counter.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+/// The number of a committed state.
+///
+/// Version 0 is the initial state; every successful write command commits
+/// exactly one new version, so versions only ever go up. A rollback commits a
+/// new version too, whose contents equal the target's.
+///
+/// It is a newtype rather than a bare `u64` so that it cannot be confused with
+/// a count or a length.
+///
+/// # Examples
+///
+/// ```
+/// use thread_safe_state::Version;
+///
+/// let v = Version::new(3);
+/// assert_eq!(v.get(), 3);
+/// assert!(Version::INITIAL < v);
+/// assert_eq!(v.to_string(), "3");
+/// assert_eq!(u64::from(v), 3);
+/// ```
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
+#[serde(transparent)]
+pub struct Version(u64);
+
+impl Version {
+    /// The version of a state before any write: 0.
+    pub const INITIAL: Version = Version(0);
+
+    /// Wraps a raw version number.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use thread_safe_state::Version;
+    /// assert_eq!(Version::new(0), Version::INITIAL);
+    /// ```
+    pub const fn new(number: u64) -> Self {
+        Version(number)
+    }
+
+    /// The raw version number.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use thread_safe_state::Version;
+    /// assert_eq!(Version::new(7).get(), 7);
+    /// ```
+    pub const fn get(self) -> u64 {
+        self.0
+    }
+
+    /// The version after this one.
+    pub(crate) const fn next(self) -> Self {
+        // At one commit per nanosecond this overflows after 584 years.
+        Version(self.0 + 1)
+    }
+}
+
+impl fmt::Display for Version {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.0, f)
+    }
+}
+
+impl From<u64> for Version {
+    fn from(number: u64) -> Self {
+        Version(number)
+    }
+}
+
+impl From<Version> for u64 {
+    fn from(version: Version) -> Self {
+        version.0
+    }
+}
