@@ -1,1 +1,248 @@
+//! Loom models of the writer/reader protocol.
+//!
+//! Each model runs the crate's real code: the handle's read and write
+//! methods, and the real async writer loop (`writer::run`, with its
+//! synchronous commit core), driven by `loom::future::block_on` on loom
+//! threads. Under `--cfg thread_safe_state_loom` the snapshot cell and the
+//! history lock are loom types (see `src/sync.rs`), so loom explores every
+//! interleaving of publish, reply and read. tokio's channels and `watch`
+//! stay tokio's: loom treats each of their operations as one atomic step
+//! (they are checked by tokio's own loom suite).
+//!
+//! Run (see `.ci/run`):
+//! `RUSTFLAGS="--cfg thread_safe_state_loom" LOOM_MAX_PREEMPTIONS=2 \
+//!  CARGO_TARGET_DIR=target/loom cargo test --release --test loom`
 #![cfg(thread_safe_state_loom)]
+
+use loom::future::block_on;
+use loom::sync::atomic::{AtomicU64, Ordering};
+use loom::sync::Arc;
+use loom::thread;
+use thread_safe_state::__loom::{state_and_writer, LoomSubscriber, LoomWriter};
+use thread_safe_state::{StateError, ThreadSafeState, Version};
+
+/// `loom::model`, reporting how many interleavings it explored and how long
+/// that took, so a model that stops exploring is noticed.
+fn model<F: Fn() + Sync + Send + 'static>(name: &str, body: F) {
+    let iterations = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = std::sync::Arc::clone(&iterations);
+    let started = std::time::Instant::now();
+    loom::model(move || {
+        counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        body();
+    });
+    eprintln!(
+        "loom model {name}: {} interleavings in {:.2?}",
+        iterations.load(std::sync::atomic::Ordering::Relaxed),
+        started.elapsed()
+    );
+}
+
+fn new_state(max_history: usize) -> (ThreadSafeState<u64>, LoomWriter<u64>) {
+    state_and_writer(ThreadSafeState::builder().max_history(max_history))
+}
+
+fn spawn_writer(writer: LoomWriter<u64>) -> thread::JoinHandle<()> {
+    thread::spawn(move || block_on(writer.run()))
+}
+
+/// Model 1: once the caller of `set` holds its version, a read on another
+/// thread that starts after the caller signals it sees that version or a
+/// later one, and the value written.
+fn read_your_writes(name: &str, writer_order: fn(LoomWriter<u64>) -> LoomWriter<u64>) {
+    model(name, move || {
+        let (state, writer) = new_state(4);
+        let writer = spawn_writer(writer_order(writer));
+        let acknowledged = Arc::new(AtomicU64::new(0));
+
+        let reader = {
+            let state = state.clone();
+            let acknowledged = Arc::clone(&acknowledged);
+            thread::spawn(move || {
+                let version = acknowledged.load(Ordering::Acquire);
+                if version > 0 {
+                    let snapshot = state.snapshot();
+                    assert!(
+                        snapshot.version().get() >= version,
+                        "read version {} after the caller was told {version}",
+                        snapshot.version()
+                    );
+                    assert_eq!(snapshot.get("k").as_deref(), Some(&7));
+                    assert_eq!(state.get("k").as_deref(), Some(&7));
+                }
+            })
+        };
+
+        let version = block_on(state.set("k", 7)).unwrap();
+        acknowledged.store(version.get(), Ordering::Release);
+        drop(state);
+        reader.join().unwrap();
+        writer.join().unwrap();
+    });
+}
+
+#[test]
+fn model_1_read_your_writes() {
+    read_your_writes("1 read-your-writes", |writer| writer);
+}
+
+/// Model 7: the same model against a writer that answers before it
+/// publishes. If this does not fail, the models are too weak.
+#[test]
+#[should_panic(expected = "after the caller was told")]
+fn model_7_teeth_reply_before_publish_is_caught() {
+    read_your_writes("7a reply-before-publish", LoomWriter::reply_before_publish);
+}
+
+/// Model 2: two successive reads on one thread never go back in version.
+#[test]
+fn model_2_monotonic_reads() {
+    model("2 monotonic-reads", || {
+        let (state, writer) = new_state(4);
+        let writer = spawn_writer(writer);
+        let reader = {
+            let state = state.clone();
+            thread::spawn(move || {
+                let first = state.version();
+                let second = state.snapshot().version();
+                let third = state.version();
+                assert!(
+                    first <= second && second <= third,
+                    "{first} {second} {third}"
+                );
+            })
+        };
+        block_on(state.set("a", 1)).unwrap();
+        block_on(state.set("a", 2)).unwrap();
+        drop(state);
+        reader.join().unwrap();
+        writer.join().unwrap();
+    });
+}
+
+/// Model 3: a reader never sees part of a batch nor a mix of pre- and
+/// post-rollback contents; every snapshot's contents match its version.
+#[test]
+fn model_3_batch_and_rollback_atomicity() {
+    model("3 batch-and-rollback-atomicity", || {
+        let (state, writer) = new_state(4);
+        let writer = spawn_writer(writer);
+        // Contents by version: v1 = {a:1, b:1}, v2 = {a:2, b:2}, v3 = rollback to v1.
+        let expected = |version: Version| match version.get() {
+            0 => None,
+            1 | 3 => Some(1),
+            2 => Some(2),
+            other => panic!("unexpected version {other}"),
+        };
+        let reader = {
+            let state = state.clone();
+            thread::spawn(move || {
+                for _ in 0..2 {
+                    let snapshot = state.snapshot();
+                    let want = expected(snapshot.version());
+                    assert_eq!(snapshot.get("a").as_deref().copied(), want);
+                    assert_eq!(snapshot.get("b").as_deref().copied(), want);
+                    assert_eq!(snapshot.len(), if want.is_some() { 2 } else { 0 });
+                }
+            })
+        };
+        let v1 = block_on(state.update([("a", 1), ("b", 1)])).unwrap();
+        block_on(state.update([("a", 2), ("b", 2)])).unwrap();
+        assert_eq!(block_on(state.rollback(v1)).unwrap(), Version::new(3));
+        drop(state);
+        reader.join().unwrap();
+        writer.join().unwrap();
+    });
+}
+
+/// Model 4: a subscriber that checks the snapshot, then waits for a
+/// change, observes the final version after the writer's last commit. A
+/// lost wake-up shows as a deadlock, which loom reports.
+fn no_lost_wake_up(name: &str, writer_order: fn(LoomWriter<u64>) -> LoomWriter<u64>) {
+    model(name, move || {
+        let (state, writer) = new_state(4);
+        let writer = spawn_writer(writer_order(writer));
+        let mut updates = LoomSubscriber::new(&state);
+        let subscriber = thread::spawn(move || loop {
+            let snapshot = updates.borrow();
+            if snapshot.version() == Version::new(2) {
+                assert_eq!(snapshot.get("k").as_deref(), Some(&2));
+                return;
+            }
+            updates.changed();
+        });
+        block_on(state.set("k", 1)).unwrap();
+        block_on(state.set("k", 2)).unwrap();
+        drop(state);
+        subscriber.join().unwrap();
+        writer.join().unwrap();
+    });
+}
+
+#[test]
+fn model_4_no_lost_wake_up() {
+    no_lost_wake_up("4 no-lost-wake-up", |writer| writer);
+}
+
+/// Model 7b: waking subscribers before publishing loses the last wake-up.
+#[test]
+#[should_panic(expected = "deadlock")]
+fn model_7_teeth_notify_before_publish_is_caught() {
+    no_lost_wake_up(
+        "7b notify-before-publish",
+        LoomWriter::notify_before_publish,
+    );
+}
+
+/// Model 5: two concurrent `modify` increments end at +2.
+#[test]
+fn model_5_no_lost_update() {
+    model("5 no-lost-update", || {
+        let (state, writer) = new_state(4);
+        let writer = spawn_writer(writer);
+        let increment = |n: Option<&u64>| Some(n.copied().unwrap_or(0) + 1);
+        let other = {
+            let state = state.clone();
+            thread::spawn(move || block_on(state.modify("n", increment)).unwrap())
+        };
+        let mine = block_on(state.modify("n", increment)).unwrap();
+        let theirs = other.join().unwrap();
+        assert_ne!(mine, theirs);
+        assert_eq!(state.get("n").as_deref(), Some(&2));
+        assert_eq!(state.version(), Version::new(2));
+        drop(state);
+        writer.join().unwrap();
+    });
+}
+
+/// Model 6a: a write racing the drop of the last other handle is applied
+/// and answered: the writer drains its mailbox before it stops.
+#[test]
+fn model_6_queued_write_is_answered_when_the_last_handle_drops() {
+    model("6a queued-write-answered", || {
+        let (state, writer) = new_state(4);
+        let writer = spawn_writer(writer);
+        let mut updates = state.subscribe();
+        let caller = {
+            let state = state.clone();
+            thread::spawn(move || block_on(state.set("k", 1)))
+        };
+        drop(state);
+        assert_eq!(caller.join().unwrap(), Ok(Version::new(1)));
+        writer.join().unwrap();
+        assert_eq!(updates.borrow_and_update().version(), Version::new(1));
+    });
+}
+
+/// Model 6b: when the writer task is dropped (its runtime shut down) while
+/// a write is in flight, the caller gets `Closed`; it never hangs.
+#[test]
+fn model_6_write_racing_writer_shutdown_gets_closed_not_a_hang() {
+    model("6b write-vs-shutdown", || {
+        let (state, writer) = new_state(4);
+        let shutdown = thread::spawn(move || drop(writer));
+        assert_eq!(block_on(state.set("k", 1)), Err(StateError::Closed));
+        shutdown.join().unwrap();
+        assert_eq!(state.version(), Version::INITIAL);
+    });
+}

@@ -9,7 +9,8 @@ use crate::shared::Shared;
 use crate::snapshot::{Entry, Map, Snapshot};
 use crate::state::ThreadSafeState;
 use crate::sync::{mpsc, Arc};
-use crate::{writer, Version};
+use crate::writer::Writer;
+use crate::Version;
 
 /// Default for [`Builder::max_history`].
 pub const DEFAULT_MAX_HISTORY: usize = 1000;
@@ -182,14 +183,25 @@ impl<V: Send + Sync + 'static> Builder<V> {
     /// assert!(ThreadSafeState::<u8>::builder().try_build().is_ok());
     /// ```
     pub fn try_build(self) -> Result<ThreadSafeState<V>, BuildError> {
+        self.check()?;
+        let runtime = tokio::runtime::Handle::try_current().map_err(|_| BuildError::NoRuntime)?;
+        let (state, writer) = self.assemble();
+        runtime.spawn(writer.run());
+        Ok(state)
+    }
+
+    pub(crate) fn check(&self) -> Result<(), BuildError> {
         if self.empty_initial_key {
             return Err(BuildError::EmptyKey);
         }
         if self.mailbox_capacity == 0 {
             return Err(BuildError::ZeroMailboxCapacity);
         }
-        let runtime = tokio::runtime::Handle::try_current().map_err(|_| BuildError::NoRuntime)?;
+        Ok(())
+    }
 
+    /// The handle and its writer, not yet running; call [`Self::check`] first.
+    pub(crate) fn assemble(self) -> (ThreadSafeState<V>, Writer<V>) {
         let mut map = Map::new_sync();
         for (key, value) in self.initial {
             let version = Version::INITIAL;
@@ -200,8 +212,8 @@ impl<V: Send + Sync + 'static> Builder<V> {
             self.max_history,
         ));
         let (mailbox, inbox) = mpsc::channel(self.mailbox_capacity);
-        runtime.spawn(writer::run(inbox, Committer::new(Arc::clone(&shared))));
-        Ok(ThreadSafeState::from_parts(shared, mailbox))
+        let writer = Writer::new(inbox, Committer::new(Arc::clone(&shared)));
+        (ThreadSafeState::from_parts(shared, mailbox), writer)
     }
 }
 

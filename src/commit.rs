@@ -36,6 +36,10 @@ pub(crate) struct Committer<V> {
     map: Map<V>,
     version: Version,
     shared: Arc<Shared<V>>,
+    /// Loom models only: an ordering bug on purpose, to prove the models
+    /// catch it.
+    #[cfg(thread_safe_state_loom)]
+    pub(crate) broken_order: BrokenOrder,
 }
 
 impl<V> Committer<V> {
@@ -46,6 +50,8 @@ impl<V> Committer<V> {
             map: current.map().clone(),
             version: current.version(),
             shared,
+            #[cfg(thread_safe_state_loom)]
+            broken_order: BrokenOrder::None,
         }
     }
 
@@ -56,20 +62,33 @@ impl<V> Committer<V> {
     /// (group commit).
     pub(crate) fn commit_batch(&mut self, commands: impl IntoIterator<Item = Command<V>>) {
         let mut answers: Vec<(oneshot::Sender<Reply>, Reply)> = Vec::new();
-        let mut latest = None;
+        let mut committed = false;
         for command in commands {
             let reply = self.apply(command.op, command.changed_by);
-            if let Ok(Applied {
-                committed: true, ..
-            }) = reply
-            {
-                latest = Some(self.version);
-            }
+            committed |= matches!(
+                reply,
+                Ok(Applied {
+                    committed: true,
+                    ..
+                })
+            );
             answers.push((command.reply, reply));
         }
-        if latest.is_some() {
+        #[cfg(thread_safe_state_loom)]
+        if self.broken_order == BrokenOrder::ReplyBeforePublish {
+            Self::reply(answers);
+            if committed {
+                self.publish();
+            }
+            return;
+        }
+        if committed {
             self.publish();
         }
+        Self::reply(answers);
+    }
+
+    fn reply(answers: Vec<(oneshot::Sender<Reply>, Reply)>) {
         for (caller, reply) in answers {
             // A caller that stopped waiting (dropped its future) is fine:
             // the command was applied all the same.
@@ -84,6 +103,12 @@ impl<V> Committer<V> {
             history.current().clone()
         };
         debug_assert_eq!(snapshot.version(), self.version);
+        #[cfg(thread_safe_state_loom)]
+        if self.broken_order == BrokenOrder::NotifyBeforePublish {
+            self.shared.notifier.notify(snapshot.clone());
+            self.shared.current.store(Arc::clone(snapshot.inner()));
+            return;
+        }
         self.shared.current.store(Arc::clone(snapshot.inner()));
         self.shared.notifier.notify(snapshot);
     }
@@ -94,7 +119,9 @@ impl<V> Committer<V> {
         Counters::bump(&self.shared.counters.writes);
         let next = self.version.next();
         let (operation, changes) = match op {
-            Op::Set { key, value } => (Operation::Set, vec![self.write(key, Arc::new(value), next)]),
+            Op::Set { key, value } => {
+                (Operation::Set, vec![self.write(key, Arc::new(value), next)])
+            }
             Op::Update(items) => (
                 Operation::Update,
                 items
@@ -153,7 +180,11 @@ impl<V> Committer<V> {
         );
         let _entered = span.enter();
         if operation == Operation::Rollback {
-            tracing::info!(version = version.get(), records = changes.len(), "rolled back");
+            tracing::info!(
+                version = version.get(),
+                records = changes.len(),
+                "rolled back"
+            );
         } else {
             tracing::debug!(records = changes.len(), "committed");
         }
@@ -244,7 +275,11 @@ impl<V> Committer<V> {
 
     /// Make the map equal to `target`'s, touching only the keys written
     /// since `target`. Restored keys count as written by this new version.
-    fn rollback(&mut self, target: Version, version: Version) -> Result<Vec<Change<V>>, StateError> {
+    fn rollback(
+        &mut self,
+        target: Version,
+        version: Version,
+    ) -> Result<Vec<Change<V>>, StateError> {
         let current = self.version;
         let invalid = StateError::InvalidVersion { target, current };
         if target >= current {
@@ -295,6 +330,18 @@ impl<V> Committer<V> {
         self.map = next;
         Ok(changes)
     }
+}
+
+/// Deliberate ordering bugs that the loom models must catch.
+#[cfg(thread_safe_state_loom)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum BrokenOrder {
+    /// The correct order.
+    None,
+    /// Answer callers before publishing the snapshot.
+    ReplyBeforePublish,
+    /// Wake subscribers before publishing the snapshot.
+    NotifyBeforePublish,
 }
 
 /// The text of a panic payload, when it has one.

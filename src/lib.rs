@@ -95,6 +95,11 @@ mod sync;
 mod version;
 mod writer;
 
+#[cfg(thread_safe_state_loom)]
+#[doc(hidden)]
+#[path = "loom_hooks.rs"]
+pub mod __loom;
+
 pub use blocking::Blocking;
 pub use builder::{Builder, DEFAULT_MAILBOX_CAPACITY, DEFAULT_MAX_HISTORY};
 pub use error::{BuildError, StateError};

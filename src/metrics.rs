@@ -9,7 +9,7 @@ use std::cell::Cell;
 
 use serde::Serialize;
 
-use crate::sync::{AtomicU64, Ordering};
+use crate::sync::{StatCounter, StatOrdering};
 use crate::Version;
 
 /// A point-in-time reading of a state's counters and gauges.
@@ -66,21 +66,21 @@ pub struct Metrics {
 #[derive(Debug, Default)]
 pub(crate) struct Counters {
     pub(crate) reads: ShardedCounter,
-    pub(crate) writes: AtomicU64,
-    pub(crate) commits: AtomicU64,
-    pub(crate) rollbacks: AtomicU64,
-    pub(crate) failed: AtomicU64,
+    pub(crate) writes: StatCounter,
+    pub(crate) commits: StatCounter,
+    pub(crate) rollbacks: StatCounter,
+    pub(crate) failed: StatCounter,
 }
 
 impl Counters {
     /// Count one write-side event. Only the writer task calls this, so the
     /// line is never contended; `Relaxed` suffices for a statistic.
-    pub(crate) fn bump(counter: &AtomicU64) {
-        counter.fetch_add(1, Ordering::Relaxed);
+    pub(crate) fn bump(counter: &StatCounter) {
+        counter.fetch_add(1, StatOrdering::Relaxed);
     }
 
-    pub(crate) fn load(counter: &AtomicU64) -> u64 {
-        counter.load(Ordering::Relaxed)
+    pub(crate) fn load(counter: &StatCounter) -> u64 {
+        counter.load(StatOrdering::Relaxed)
     }
 }
 
@@ -90,7 +90,7 @@ const SHARDS: usize = 16;
 /// One counter per cache line, so two threads' increments never contend.
 #[derive(Debug, Default)]
 #[repr(align(128))]
-struct PaddedCounter(AtomicU64);
+struct PaddedCounter(StatCounter);
 
 /// A counter whose increments from different threads land on different
 /// cache lines.
@@ -103,29 +103,27 @@ impl ShardedCounter {
     pub(crate) fn increment(&self) {
         self.shards[thread_shard()]
             .0
-            .fetch_add(1, Ordering::Relaxed);
+            .fetch_add(1, StatOrdering::Relaxed);
     }
 
     pub(crate) fn sum(&self) -> u64 {
         self.shards
             .iter()
-            .map(|shard| shard.0.load(Ordering::Relaxed))
+            .map(|shard| shard.0.load(StatOrdering::Relaxed))
             .sum()
     }
 }
 
 /// This thread's shard: threads take shards round-robin on first use.
 fn thread_shard() -> usize {
-    use std::sync::atomic::{AtomicUsize, Ordering as StdOrdering};
-
     // Only a thread's first read touches this shared counter.
-    static NEXT_SHARD: AtomicUsize = AtomicUsize::new(0);
+    static NEXT_SHARD: StatCounter = StatCounter::new(0);
     thread_local! {
         static SHARD: Cell<Option<usize>> = const { Cell::new(None) };
     }
     SHARD.with(|shard| {
         shard.get().unwrap_or_else(|| {
-            let assigned = NEXT_SHARD.fetch_add(1, StdOrdering::Relaxed) % SHARDS;
+            let assigned = NEXT_SHARD.fetch_add(1, StatOrdering::Relaxed) as usize % SHARDS;
             shard.set(Some(assigned));
             assigned
         })

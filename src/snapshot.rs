@@ -189,7 +189,10 @@ impl<V> Snapshot<V> {
     /// # }
     /// ```
     pub fn get(&self, key: &str) -> Option<Arc<V>> {
-        self.inner.map.get(key).map(|entry| Arc::clone(&entry.value))
+        self.inner
+            .map
+            .get(key)
+            .map(|entry| Arc::clone(&entry.value))
     }
 
     /// The value of `key` with its per-key versions, if present.

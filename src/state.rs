@@ -113,6 +113,11 @@ impl<V> ThreadSafeState<V> {
         }
     }
 
+    #[cfg(thread_safe_state_loom)]
+    pub(crate) fn shared(&self) -> &Arc<Shared<V>> {
+        &self.shared
+    }
+
     /// Count one read and run it against the published snapshot.
     fn read<R>(&self, read: impl FnOnce(&SnapshotInner<V>) -> R) -> R {
         self.shared.counters.reads.increment();

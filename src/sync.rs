@@ -9,16 +9,15 @@
 //! that observes it).
 
 #[cfg(not(thread_safe_state_loom))]
-pub(crate) use std::sync::{
-    atomic::{AtomicU64, Ordering},
-    Mutex, MutexGuard,
-};
+pub(crate) use std::sync::{Mutex, MutexGuard};
 
 #[cfg(thread_safe_state_loom)]
-pub(crate) use loom::sync::{
-    atomic::{AtomicU64, Ordering},
-    Mutex, MutexGuard,
-};
+pub(crate) use loom::sync::{Mutex, MutexGuard};
+
+/// Counters for [`Metrics`](crate::Metrics). Always std atomics, even under
+/// loom: statistics take no part in the publication protocol, and keeping
+/// them out of loom's view keeps the models' state space small.
+pub(crate) use std::sync::atomic::{AtomicU64 as StatCounter, Ordering as StatOrdering};
 
 pub(crate) use std::sync::Arc;
 
@@ -30,7 +29,9 @@ pub(crate) use std::sync::Arc;
 pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     #[cfg(not(thread_safe_state_loom))]
     {
-        mutex.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        mutex
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
     #[cfg(thread_safe_state_loom)]
     {
@@ -99,15 +100,26 @@ impl<T> SnapshotCell<T> {
 /// Wakes subscribers after each publish.
 ///
 /// It is a `tokio::sync::watch` sender in every build: subscribers receive
-/// a `watch::Receiver`, the type the public API promises.
+/// a `watch::Receiver`, the type the public API promises. Under loom it also
+/// counts notifications behind a loom `Mutex` and `Condvar`, because a
+/// `watch` receiver picks its internal wait list at random, which loom
+/// cannot replay; the models wait on that stand-in instead.
 pub(crate) struct Notifier<T> {
     sender: tokio::sync::watch::Sender<T>,
+    #[cfg(thread_safe_state_loom)]
+    notifications: loom::sync::Mutex<u64>,
+    #[cfg(thread_safe_state_loom)]
+    wake: loom::sync::Condvar,
 }
 
 impl<T> Notifier<T> {
     pub(crate) fn new(initial: T) -> Self {
         Self {
             sender: tokio::sync::watch::Sender::new(initial),
+            #[cfg(thread_safe_state_loom)]
+            notifications: loom::sync::Mutex::new(0),
+            #[cfg(thread_safe_state_loom)]
+            wake: loom::sync::Condvar::new(),
         }
     }
 
@@ -115,10 +127,32 @@ impl<T> Notifier<T> {
         // `send_replace` publishes even when nobody subscribes yet, so a
         // later `subscribe()` starts from the latest value.
         self.sender.send_replace(value);
+        #[cfg(thread_safe_state_loom)]
+        {
+            *self.notifications.lock().unwrap() += 1;
+            self.wake.notify_all();
+        }
     }
 
     pub(crate) fn subscribe(&self) -> tokio::sync::watch::Receiver<T> {
         self.sender.subscribe()
+    }
+
+    /// How many notifications have been sent.
+    #[cfg(thread_safe_state_loom)]
+    pub(crate) fn notifications(&self) -> u64 {
+        *self.notifications.lock().unwrap()
+    }
+
+    /// Block until more than `seen` notifications have been sent; returns
+    /// the new count.
+    #[cfg(thread_safe_state_loom)]
+    pub(crate) fn wait_past(&self, seen: u64) -> u64 {
+        let mut count = self.notifications.lock().unwrap();
+        while *count == seen {
+            count = self.wake.wait(count).unwrap();
+        }
+        *count
     }
 }
 

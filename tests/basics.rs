@@ -9,9 +9,15 @@ use thread_safe_state::{BuildError, StateError, ThreadSafeState, Version};
 async fn set_then_get_returns_the_value() {
     let state = ThreadSafeState::new();
     state.set("phase", "parse".to_string()).await.unwrap();
-    assert_eq!(state.get("phase").as_deref().map(String::as_str), Some("parse"));
+    assert_eq!(
+        state.get("phase").as_deref().map(String::as_str),
+        Some("parse")
+    );
     state.set("phase", "generate".to_string()).await.unwrap();
-    assert_eq!(state.get("phase").as_deref().map(String::as_str), Some("generate"));
+    assert_eq!(
+        state.get("phase").as_deref().map(String::as_str),
+        Some("generate")
+    );
 }
 
 #[tokio::test]
@@ -35,10 +41,7 @@ async fn delete_removes_and_reports_presence() {
 #[tokio::test]
 async fn batch_update_sets_every_key_as_one_version() {
     let state = ThreadSafeState::new();
-    let version = state
-        .update([("a", 1), ("b", 2), ("c", 3)])
-        .await
-        .unwrap();
+    let version = state.update([("a", 1), ("b", 2), ("c", 3)]).await.unwrap();
     assert_eq!(version, Version::new(1));
     assert_eq!(state.len(), 3);
     for (key, value) in [("a", 1), ("b", 2), ("c", 3)] {
@@ -63,10 +66,16 @@ async fn every_write_adds_exactly_one_version() {
     let state = ThreadSafeState::new();
     assert_eq!(state.version(), Version::INITIAL);
     assert_eq!(state.set("a", 1).await.unwrap(), Version::new(1));
-    assert_eq!(state.update([("b", 2), ("c", 3)]).await.unwrap(), Version::new(2));
+    assert_eq!(
+        state.update([("b", 2), ("c", 3)]).await.unwrap(),
+        Version::new(2)
+    );
     assert!(state.delete("a").await.unwrap());
     assert_eq!(state.version(), Version::new(3));
-    assert_eq!(state.modify("b", |v| v.map(|v| v + 1)).await.unwrap(), Version::new(4));
+    assert_eq!(
+        state.modify("b", |v| v.map(|v| v + 1)).await.unwrap(),
+        Version::new(4)
+    );
     assert_eq!(state.clear().await.unwrap(), Version::new(5));
     assert_eq!(state.version(), Version::new(5));
 }
@@ -75,8 +84,14 @@ async fn every_write_adds_exactly_one_version() {
 async fn no_op_writes_commit_nothing() {
     let state = ThreadSafeState::new();
     assert_eq!(state.clear().await.unwrap(), Version::INITIAL);
-    assert_eq!(state.update(Vec::<(&str, u8)>::new()).await.unwrap(), Version::INITIAL);
-    assert_eq!(state.modify("absent", |_| None).await.unwrap(), Version::INITIAL);
+    assert_eq!(
+        state.update(Vec::<(&str, u8)>::new()).await.unwrap(),
+        Version::INITIAL
+    );
+    assert_eq!(
+        state.modify("absent", |_| None).await.unwrap(),
+        Version::INITIAL
+    );
     assert_eq!(state.retain(["anything"]).await.unwrap(), Version::INITIAL);
     assert!(state.history(None, None).is_empty());
     assert_eq!(state.metrics().commits, 0);
@@ -138,10 +153,15 @@ async fn get_with_fallback_takes_the_first_present_key() {
     let state = ThreadSafeState::new();
     state.update([("second", 2), ("third", 3)]).await.unwrap();
     assert_eq!(
-        state.get_with_fallback("first", &["second", "third"]).as_deref(),
+        state
+            .get_with_fallback("first", &["second", "third"])
+            .as_deref(),
         Some(&2)
     );
-    assert_eq!(state.get_with_fallback("third", &["second"]).as_deref(), Some(&3));
+    assert_eq!(
+        state.get_with_fallback("third", &["second"]).as_deref(),
+        Some(&3)
+    );
     assert_eq!(state.get_with_fallback("x", &["y"]), None);
     assert_eq!(state.get_with_fallback("x", &[]), None);
 }
@@ -155,7 +175,10 @@ async fn empty_keys_are_rejected_and_nothing_is_written() {
         Err(StateError::EmptyKey)
     );
     assert_eq!(state.delete("").await, Err(StateError::EmptyKey));
-    assert_eq!(state.modify("", |_| Some(1)).await, Err(StateError::EmptyKey));
+    assert_eq!(
+        state.modify("", |_| Some(1)).await,
+        Err(StateError::EmptyKey)
+    );
     assert!(state.is_empty());
     assert_eq!(state.version(), Version::INITIAL);
 }
@@ -163,7 +186,10 @@ async fn empty_keys_are_rejected_and_nothing_is_written() {
 #[tokio::test]
 async fn modify_reads_and_writes_atomically_and_none_deletes() {
     let state = ThreadSafeState::new();
-    state.modify("n", |n| Some(n.copied().unwrap_or(10) * 2)).await.unwrap();
+    state
+        .modify("n", |n| Some(n.copied().unwrap_or(10) * 2))
+        .await
+        .unwrap();
     assert_eq!(state.get("n").as_deref(), Some(&20));
     state.modify("n", |_| None).await.unwrap();
     assert!(!state.contains_key("n"));
@@ -173,10 +199,18 @@ async fn modify_reads_and_writes_atomically_and_none_deletes() {
 async fn retain_keeps_only_the_named_keys_as_one_version() {
     let state = ThreadSafeState::new();
     state
-        .update([("session_id", 1), ("agent_count", 2), ("junk", 3), ("more_junk", 4)])
+        .update([
+            ("session_id", 1),
+            ("agent_count", 2),
+            ("junk", 3),
+            ("more_junk", 4),
+        ])
         .await
         .unwrap();
-    let version = state.retain(["session_id", "agent_count", "absent"]).await.unwrap();
+    let version = state
+        .retain(["session_id", "agent_count", "absent"])
+        .await
+        .unwrap();
     assert_eq!(version, Version::new(2));
     assert_eq!(state.keys(), ["agent_count", "session_id"]);
     let records = state.history(None, None);
@@ -190,7 +224,10 @@ async fn builder_sets_initial_state_at_version_zero() {
         .build();
     assert_eq!(state.version(), Version::INITIAL);
     assert_eq!(state.get("a").as_deref(), Some(&3), "later pairs win");
-    assert_eq!(state.snapshot().created_version("b"), Some(Version::INITIAL));
+    assert_eq!(
+        state.snapshot().created_version("b"),
+        Some(Version::INITIAL)
+    );
     assert!(state.history(None, None).is_empty());
 }
 

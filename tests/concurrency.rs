@@ -103,7 +103,11 @@ async fn get_then_set_loses_updates_which_modify_does_not() {
     for task in racy {
         task.await.unwrap();
     }
-    assert_eq!(state.get("n").as_deref(), Some(&1), "all but one update lost");
+    assert_eq!(
+        state.get("n").as_deref(),
+        Some(&1),
+        "all but one update lost"
+    );
 
     let atomic: Vec<_> = (0..TASKS)
         .map(|_| {
@@ -123,11 +127,10 @@ async fn a_write_is_visible_on_another_thread_as_soon_as_it_resolves() {
     for i in 1..=200u64 {
         let version = state.set("latest", i).await.unwrap();
         let reader = state.clone();
-        let (seen_version, seen_value) = std::thread::spawn(move || {
-            (reader.version(), reader.get("latest").map(|v| *v))
-        })
-        .join()
-        .unwrap();
+        let (seen_version, seen_value) =
+            std::thread::spawn(move || (reader.version(), reader.get("latest").map(|v| *v)))
+                .join()
+                .unwrap();
         assert!(seen_version >= version);
         assert_eq!(seen_value, Some(i));
     }

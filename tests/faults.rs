@@ -75,9 +75,8 @@ fn a_write_after_the_runtime_shut_down_is_closed() {
     assert_eq!(state.get("a").as_deref(), Some(&1));
 
     let other = tokio::runtime::Runtime::new().unwrap();
-    let result = other.block_on(async {
-        tokio::time::timeout(Duration::from_secs(5), state.set("c", 3)).await
-    });
+    let result = other
+        .block_on(async { tokio::time::timeout(Duration::from_secs(5), state.set("c", 3)).await });
     assert_eq!(result.expect("must not hang"), Err(StateError::Closed));
     assert!(StateError::Closed.to_string().contains("not applied"));
 }
@@ -96,7 +95,10 @@ async fn commands_queued_when_the_last_handle_drops_are_all_answered() {
         .collect();
     drop(state);
     for write in writes {
-        write.await.unwrap().expect("a queued write is applied and answered");
+        write
+            .await
+            .unwrap()
+            .expect("a queued write is applied and answered");
     }
     let last = updates.wait_for(|s| s.len() == 50).await.unwrap().clone();
     assert_eq!(last.version(), Version::new(50));
@@ -106,7 +108,9 @@ async fn commands_queued_when_the_last_handle_drops_are_all_answered() {
 
 #[test]
 fn blocking_writes_from_inside_a_runtime_panic_rather_than_deadlock() {
-    let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
     let result = runtime.block_on(async {
         let state = ThreadSafeState::<u8>::new();
         std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {

@@ -48,8 +48,12 @@ async fn batch_records_share_one_version_and_clear_records_each_key() {
     let cleared = state.clear().await.unwrap();
     let history = state.history(None, None);
     assert_eq!(history.len(), 4);
-    assert!(history[..2].iter().all(|r| r.version == cleared && r.operation == Operation::Clear));
-    assert!(history[2..].iter().all(|r| r.version == batch && r.operation == Operation::Update));
+    assert!(history[..2]
+        .iter()
+        .all(|r| r.version == cleared && r.operation == Operation::Clear));
+    assert!(history[2..]
+        .iter()
+        .all(|r| r.version == batch && r.operation == Operation::Update));
 }
 
 #[tokio::test]
@@ -90,6 +94,5 @@ async fn records_serialize_to_json() {
     assert_eq!(json["new_value"], 3);
     assert_eq!(json["changed_by"], "parser");
     let timestamp = json["timestamp"].as_str().unwrap();
-    time::OffsetDateTime::parse(timestamp, &time::format_description::well_known::Rfc3339)
-        .unwrap();
+    time::OffsetDateTime::parse(timestamp, &time::format_description::well_known::Rfc3339).unwrap();
 }

@@ -42,13 +42,20 @@ async fn rollback_to_every_retained_version_restores_it() {
                 state.delete("k0").await.unwrap();
                 state.version()
             }
-            _ => state.modify("shared", move |v| Some(v.copied().unwrap_or(0) + i)).await.unwrap(),
+            _ => state
+                .modify("shared", move |v| Some(v.copied().unwrap_or(0) + i))
+                .await
+                .unwrap(),
         };
         past.push(contents(&state.snapshot()));
     }
     for (target, expected) in past.iter().enumerate().take(past.len() - 1) {
         state.rollback(Version::new(target as u64)).await.unwrap();
-        assert_eq!(&contents(&state.snapshot()), expected, "rollback to {target}");
+        assert_eq!(
+            &contents(&state.snapshot()),
+            expected,
+            "rollback to {target}"
+        );
     }
 }
 
@@ -94,7 +101,11 @@ async fn rollback_to_the_current_or_a_future_version_is_invalid() {
             Err(StateError::InvalidVersion { target, current })
         );
     }
-    let message = state.rollback(Version::new(99)).await.unwrap_err().to_string();
+    let message = state
+        .rollback(Version::new(99))
+        .await
+        .unwrap_err()
+        .to_string();
     assert!(message.contains("99") && message.contains('2'), "{message}");
     assert_eq!(state.version(), current);
     assert_eq!(state.get("a").as_deref(), Some(&2));
@@ -114,7 +125,9 @@ async fn rollback_past_the_retained_history_names_the_oldest_reachable_version()
             oldest_retained: Version::new(7),
         }
     );
-    assert!(error.to_string().contains("oldest version still retained is 7"));
+    assert!(error
+        .to_string()
+        .contains("oldest version still retained is 7"));
     assert_eq!(state.version(), Version::new(10));
     state.rollback(Version::new(7)).await.unwrap();
     assert_eq!(state.get("k").as_deref(), Some(&6));

@@ -53,7 +53,10 @@ async fn snapshot_serializes_with_sorted_keys() {
 #[tokio::test]
 async fn snapshot_iterates_keys_and_values() {
     let state = ThreadSafeState::new();
-    state.update((0..100).map(|i| (format!("k{i}"), i))).await.unwrap();
+    state
+        .update((0..100).map(|i| (format!("k{i}"), i)))
+        .await
+        .unwrap();
     let snapshot = state.snapshot();
     assert_eq!(snapshot.keys().count(), 100);
     assert_eq!(snapshot.iter().map(|(_, v)| **v).sum::<i32>(), 4950);
