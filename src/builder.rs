@@ -5,8 +5,9 @@ use std::fmt;
 use crate::command::checked_keys;
 use crate::commit::Committer;
 use crate::error::BuildError;
+use crate::map::Map;
 use crate::shared::Shared;
-use crate::snapshot::{Entry, Map, Snapshot};
+use crate::snapshot::{Entry, Snapshot};
 use crate::state::ThreadSafeState;
 use crate::sync::{mpsc, Arc};
 use crate::writer::Writer;
@@ -202,10 +203,10 @@ impl<V: Send + Sync + 'static> Builder<V> {
 
     /// The handle and its writer, not yet running; call [`Self::check`] first.
     pub(crate) fn assemble(self) -> (ThreadSafeState<V>, Writer<V>) {
-        let mut map = Map::new_sync();
+        let mut map = Map::new();
         for (key, value) in self.initial {
             let version = Version::INITIAL;
-            map.insert_mut(key, Entry::new(Arc::new(value), version, version));
+            map.insert(key, Entry::new(Arc::new(value), version, version));
         }
         let shared = Arc::new(Shared::new(
             Snapshot::new(Version::INITIAL, map),

@@ -2,19 +2,20 @@
 //!
 //! The async writer loop only moves commands from the mailbox into
 //! [`Committer::commit_batch`]; everything that decides what readers see
-//! happens here, in plain synchronous code, so the loom models can drive it
-//! from loom threads.
+//! happens here, in plain synchronous code, so the loom models drive it.
 //!
-//! Order for one batch (see `DESIGN.md`):
-//! 1. apply each command to the writer's private map, producing the next map;
-//! 2. for each command that changed something, push its records and its
-//!    snapshot to the bounded history;
-//! 3. publish the batch's last snapshot to the snapshot cell;
+//! Order for one group of commands (see `DESIGN.md`):
+//! 1. apply each command to the writer's private map, in place where no
+//!    published version shares the nodes;
+//! 2. push the group's commits to the bounded history, the last one with
+//!    its snapshot;
+//! 3. publish that snapshot to the snapshot cell;
 //! 4. notify subscribers;
-//! 5. reply to every caller of the batch.
+//! 5. reply to every caller of the group.
 //!
 //! Replying last is what makes `set(..).await` read-your-writes: by the time
 //! a caller learns its version, every reader on every thread can see it.
+//! Each command still gets its own version; the group shares one publish.
 
 use std::collections::HashSet;
 use std::fmt;
@@ -24,17 +25,22 @@ use time::OffsetDateTime;
 
 use crate::command::{Applied, Command, ModifyFn, Op, Reply};
 use crate::error::StateError;
-use crate::history::{Change, Commit, Operation, Unreachable};
+use crate::history::{Change, Changes, Commit, Operation, RollbackDiff, Unreachable};
+use crate::map::Map;
 use crate::metrics::Counters;
 use crate::shared::Shared;
-use crate::snapshot::{Entry, Map, Snapshot};
+use crate::snapshot::Snapshot;
 use crate::sync::{lock, oneshot, Arc};
 use crate::Version;
 
 /// Owns the writer's private copy of the map and the version counter.
 pub(crate) struct Committer<V> {
+    /// The latest state. Nodes no published snapshot shares are mutated in
+    /// place, so a group of writes copies each shared node at most once.
     map: Map<V>,
     version: Version,
+    /// Commits applied but not yet pushed to the history.
+    pending: Vec<Commit<V>>,
     shared: Arc<Shared<V>>,
     /// Loom models only: an ordering bug on purpose, to prove the models
     /// catch it.
@@ -49,6 +55,7 @@ impl<V> Committer<V> {
         Self {
             map: current.map().clone(),
             version: current.version(),
+            pending: Vec::new(),
             shared,
             #[cfg(thread_safe_state_loom)]
             broken_order: BrokenOrder::None,
@@ -56,35 +63,21 @@ impl<V> Committer<V> {
     }
 
     /// Apply `commands` in order, publish once, then answer every caller.
-    ///
-    /// Each command that changes something gets its own version and history
-    /// entry; publishing once per batch is what makes a busy writer cheap
-    /// (group commit).
     pub(crate) fn commit_batch(&mut self, commands: impl IntoIterator<Item = Command<V>>) {
-        let mut answers: Vec<(oneshot::Sender<Reply>, Reply)> = Vec::new();
-        let mut committed = false;
-        for command in commands {
-            let reply = self.apply(command.op, command.changed_by);
-            committed |= matches!(
-                reply,
-                Ok(Applied {
-                    committed: true,
-                    ..
-                })
-            );
-            answers.push((command.reply, reply));
-        }
+        let answers: Vec<(oneshot::Sender<Reply>, Reply)> = commands
+            .into_iter()
+            .map(|command| {
+                let reply = self.apply(command.op, command.changed_by);
+                (command.reply, reply)
+            })
+            .collect();
         #[cfg(thread_safe_state_loom)]
         if self.broken_order == BrokenOrder::ReplyBeforePublish {
             Self::reply(answers);
-            if committed {
-                self.publish();
-            }
+            self.publish();
             return;
         }
-        if committed {
-            self.publish();
-        }
+        self.publish();
         Self::reply(answers);
     }
 
@@ -96,13 +89,23 @@ impl<V> Committer<V> {
         }
     }
 
-    /// Publish the writer's latest commit to readers, then wake subscribers.
-    fn publish(&self) {
-        let snapshot = {
-            let history = lock(&self.shared.history);
-            history.current().clone()
+    /// Push pending commits to the history, the last with a snapshot of the
+    /// current map, and return that snapshot. `None` if nothing is pending.
+    fn record_pending(&mut self) -> Option<Snapshot<V>> {
+        let last = self.pending.last_mut()?;
+        let snapshot = last
+            .snapshot
+            .get_or_insert_with(|| Snapshot::new(self.version, self.map.clone()))
+            .clone();
+        lock(&self.shared.history).push(self.pending.drain(..));
+        Some(snapshot)
+    }
+
+    /// Record, publish to readers, then wake subscribers.
+    fn publish(&mut self) {
+        let Some(snapshot) = self.record_pending() else {
+            return;
         };
-        debug_assert_eq!(snapshot.version(), self.version);
         #[cfg(thread_safe_state_loom)]
         if self.broken_order == BrokenOrder::NotifyBeforePublish {
             self.shared.notifier.notify(snapshot.clone());
@@ -113,48 +116,43 @@ impl<V> Committer<V> {
         self.shared.notifier.notify(snapshot);
     }
 
-    /// Apply one command to the private map and record it if it changed
-    /// anything. Nothing is visible to readers until [`Self::publish`].
+    /// Apply one command to the private map; nothing is visible to readers
+    /// until [`Self::publish`].
     fn apply(&mut self, op: Op<V>, changed_by: Option<Arc<str>>) -> Reply {
         Counters::bump(&self.shared.counters.writes);
         let next = self.version.next();
-        let (operation, changes) = match op {
-            Op::Set { key, value } => {
-                (Operation::Set, vec![self.write(key, Arc::new(value), next)])
-            }
-            Op::Update(items) => (
+        let written = match op {
+            Op::Rollback(target) => return self.rollback(target, next, changed_by),
+            Op::Set { key, value } => Ok((Operation::Set, vec![self.write(key, value, next)])),
+            Op::Update(items) => Ok((
                 Operation::Update,
                 items
                     .into_iter()
-                    .map(|(key, value)| self.write(key, Arc::new(value), next))
+                    .map(|(key, value)| self.write(key, value, next))
                     .collect(),
-            ),
-            Op::Delete(key) => (Operation::Delete, self.remove(key).into_iter().collect()),
-            Op::Clear => (Operation::Clear, self.clear()),
-            Op::Retain(keys) => (Operation::Retain, self.retain(&keys)),
-            Op::Modify { key, f } => match self.modify(key, f, next) {
-                Ok(changes) => (Operation::Modify, changes),
-                Err(error) => return self.fail(error),
-            },
-            Op::Rollback(target) => match self.rollback(target, next) {
-                Ok(changes) => (Operation::Rollback, changes),
-                Err(error) => return self.fail(error),
-            },
+            )),
+            Op::Delete(key) => Ok((Operation::Delete, self.remove(key).into_iter().collect())),
+            Op::Clear => Ok((Operation::Clear, self.clear())),
+            Op::Retain(keys) => Ok((Operation::Retain, self.retain(&keys))),
+            Op::Modify { key, f } => self
+                .modify(key, f, next)
+                .map(|changes| (Operation::Modify, changes)),
         };
-        if changes.is_empty() {
-            return Ok(Applied {
-                version: self.version,
-                committed: false,
-            });
+        match written {
+            Err(error) => self.fail(error),
+            Ok((_, changes)) if changes.is_empty() => Ok(self.unchanged()),
+            Ok((operation, changes)) => {
+                let changes = Changes::Written(changes.into());
+                Ok(self.commit(next, operation, changed_by, changes, None))
+            }
         }
-        self.record(next, operation, changed_by, changes);
-        if operation == Operation::Rollback {
-            Counters::bump(&self.shared.counters.rollbacks);
+    }
+
+    fn unchanged(&self) -> Applied {
+        Applied {
+            version: self.version,
+            committed: false,
         }
-        Ok(Applied {
-            version: next,
-            committed: true,
-        })
     }
 
     fn fail(&self, error: StateError) -> Reply {
@@ -163,14 +161,15 @@ impl<V> Committer<V> {
         Err(error)
     }
 
-    /// Push a commit to the history and advance the version.
-    fn record(
+    /// Add a commit to the pending group and advance the version.
+    fn commit(
         &mut self,
         version: Version,
         operation: Operation,
         changed_by: Option<Arc<str>>,
-        changes: Vec<Change<V>>,
-    ) {
+        changes: Changes<V>,
+        snapshot: Option<Snapshot<V>>,
+    ) -> Applied {
         let span = tracing::debug_span!(
             "commit",
             version = version.get(),
@@ -179,35 +178,28 @@ impl<V> Committer<V> {
             changed_by = changed_by.as_deref(),
         );
         let _entered = span.enter();
-        if operation == Operation::Rollback {
-            tracing::info!(
-                version = version.get(),
-                records = changes.len(),
-                "rolled back"
-            );
-        } else {
-            tracing::debug!(records = changes.len(), "committed");
-        }
-        let commit = Commit {
+        tracing::debug!("committed");
+        self.pending.push(Commit {
+            version,
             timestamp: OffsetDateTime::now_utc(),
             operation,
             changed_by,
             changes,
-            snapshot: Snapshot::new(version, self.map.clone()),
-        };
-        lock(&self.shared.history).push(commit);
+            snapshot,
+        });
         self.version = version;
         Counters::bump(&self.shared.counters.commits);
+        Applied {
+            version,
+            committed: true,
+        }
     }
 
-    fn write(&mut self, key: Arc<str>, value: Arc<V>, version: Version) -> Change<V> {
-        let old = self.map.get(&*key);
-        let created = old.map_or(version, Entry::created);
-        let old = old.map(|entry| Arc::clone(entry.value()));
-        self.map.insert_mut(
-            Arc::clone(&key),
-            Entry::new(Arc::clone(&value), version, created),
-        );
+    fn write(&mut self, key: Arc<str>, value: V, version: Version) -> Change<V> {
+        let value = Arc::new(value);
+        let old = self
+            .map
+            .write(Arc::clone(&key), Arc::clone(&value), version);
         Change {
             key,
             old,
@@ -216,8 +208,7 @@ impl<V> Committer<V> {
     }
 
     fn remove(&mut self, key: Arc<str>) -> Option<Change<V>> {
-        let old = Arc::clone(self.map.get(&*key)?.value());
-        self.map.remove_mut(&*key);
+        let old = self.map.remove(&key)?;
         Some(Change {
             key,
             old: Some(old),
@@ -235,7 +226,7 @@ impl<V> Committer<V> {
                 new: None,
             })
             .collect();
-        self.map = Map::new_sync();
+        self.map = Map::new();
         changes
     }
 
@@ -261,10 +252,10 @@ impl<V> Committer<V> {
     ) -> Result<Vec<Change<V>>, StateError> {
         // The closure reads its own reference-counted copy, so it borrows
         // nothing of the map, and a panic leaves the map untouched.
-        let current = self.map.get(&*key).map(|entry| Arc::clone(entry.value()));
+        let current = self.map.get(&key).map(|entry| Arc::clone(entry.value()));
         let outcome = catch_unwind(AssertUnwindSafe(|| f(current.as_deref())));
         match outcome {
-            Ok(Some(value)) => Ok(vec![self.write(key, Arc::new(value), version)]),
+            Ok(Some(value)) => Ok(vec![self.write(key, value, version)]),
             Ok(None) => Ok(self.remove(key).into_iter().collect()),
             Err(payload) => Err(StateError::ModifyPanicked {
                 key: key.to_string(),
@@ -273,62 +264,44 @@ impl<V> Committer<V> {
         }
     }
 
-    /// Make the map equal to `target`'s, touching only the keys written
-    /// since `target`. Restored keys count as written by this new version.
-    fn rollback(
-        &mut self,
-        target: Version,
-        version: Version,
-    ) -> Result<Vec<Change<V>>, StateError> {
+    /// Adopt `target`'s map as the new version: O(1), entries and per-key
+    /// versions exactly as they were at `target`. The change records are
+    /// worked out only when someone reads them.
+    fn rollback(&mut self, target: Version, next: Version, changed_by: Option<Arc<str>>) -> Reply {
         let current = self.version;
-        let invalid = StateError::InvalidVersion { target, current };
         if target >= current {
-            return Err(invalid);
+            return self.fail(StateError::InvalidVersion { target, current });
         }
-        let (restored, keys) = {
-            let history = lock(&self.shared.history);
-            let restored = match history.snapshot_at(target) {
-                Ok(snapshot) => snapshot.map().clone(),
-                Err(Unreachable::Compacted { oldest_retained }) => {
-                    return Err(StateError::VersionCompacted {
-                        target,
-                        oldest_retained,
-                    })
-                }
-                Err(Unreachable::Future) => return Err(invalid),
-            };
-            (restored, history.keys_changed_after(target))
-        };
-        let mut next = restored;
-        let mut changes = Vec::new();
-        for key in keys {
-            let now = self.map.get(&*key);
-            let then = next.get(&*key).map(|entry| Arc::clone(entry.value()));
-            match (now, then) {
-                (None, None) => {}
-                (Some(now), Some(then)) if Arc::ptr_eq(now.value(), &then) => {
-                    // Same value: keep its current per-key versions.
-                    next.insert_mut(Arc::clone(&key), now.clone());
-                }
-                (now, then) => {
-                    if let Some(value) = &then {
-                        let created = now.map_or(version, Entry::created);
-                        next.insert_mut(
-                            Arc::clone(&key),
-                            Entry::new(Arc::clone(value), version, created),
-                        );
-                    }
-                    changes.push(Change {
-                        key,
-                        old: now.map(|entry| Arc::clone(entry.value())),
-                        new: then,
-                    });
-                }
+        // The target may be one of this group's pending commits.
+        self.record_pending();
+        let restored = match lock(&self.shared.history).snapshot_at(target) {
+            Ok(snapshot) => snapshot,
+            Err(Unreachable::Compacted { oldest_retained }) => {
+                return self.fail(StateError::VersionCompacted {
+                    target,
+                    oldest_retained,
+                })
             }
+            Err(Unreachable::Future) => {
+                return self.fail(StateError::InvalidVersion { target, current })
+            }
+        };
+        if self.map.ptr_eq(restored.map()) {
+            return Ok(self.unchanged());
         }
-        changes.sort_unstable_by(|a, b| a.key.cmp(&b.key));
-        self.map = next;
-        Ok(changes)
+        let before = std::mem::replace(&mut self.map, restored.map().clone());
+        let diff = RollbackDiff::new(before, restored.map().clone());
+        let snapshot = Snapshot::new(next, self.map.clone());
+        tracing::info!(target = target.get(), version = next.get(), "rolled back");
+        Counters::bump(&self.shared.counters.rollbacks);
+        let changes = Changes::Rollback(Arc::new(diff));
+        Ok(self.commit(
+            next,
+            Operation::Rollback,
+            changed_by,
+            changes,
+            Some(snapshot),
+        ))
     }
 }
 
@@ -356,15 +329,18 @@ fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
 }
 
 /// Formats at most a few of a commit's keys, lazily, for the commit span.
-struct KeyNames<'a, V>(&'a [Change<V>]);
+struct KeyNames<'a, V>(&'a Changes<V>);
 
 impl<V> fmt::Debug for KeyNames<'_, V> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         const SHOWN: usize = 8;
+        let Changes::Written(changes) = self.0 else {
+            return f.write_str("(rollback)");
+        };
         let mut list = f.debug_list();
-        list.entries(self.0.iter().take(SHOWN).map(|change| &change.key));
-        if self.0.len() > SHOWN {
-            list.entry(&format_args!("... {} more", self.0.len() - SHOWN));
+        list.entries(changes.iter().take(SHOWN).map(|change| &change.key));
+        if changes.len() > SHOWN {
+            list.entry(&format_args!("... {} more", changes.len() - SHOWN));
         }
         list.finish()
     }

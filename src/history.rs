@@ -1,18 +1,20 @@
 //! [`ChangeRecord`], [`Operation`] and the bounded history the writer keeps.
 //!
-//! The history retains the last `max_history` commits: each commit's change
-//! records and the snapshot it produced, plus the snapshot just before the
-//! oldest retained commit (the *base*). So the versions a rollback can reach
-//! are `base ..= current`, at most `max_history + 1` of them, and every
-//! lookup by version is an index computation, O(1).
+//! The history retains the last `max_history` commits with their change
+//! records, so the versions a rollback can reach are the current one and the
+//! `max_history` before it. It stores a full snapshot only for published
+//! versions (the last commit of each group commit) and for rollbacks; the
+//! versions in between are rebuilt by replaying at most one group's changes.
+//! That is what lets the writer mutate its map in place within a group.
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::VecDeque;
 
 use serde::Serialize;
 use time::OffsetDateTime;
 
-use crate::snapshot::Snapshot;
-use crate::sync::Arc;
+use crate::map::Map;
+use crate::snapshot::{Entry, Snapshot};
+use crate::sync::{Arc, OnceLock};
 use crate::Version;
 
 /// The kind of write that produced a [`ChangeRecord`].
@@ -97,14 +99,95 @@ pub(crate) struct Change<V> {
     pub(crate) new: Option<Arc<V>>,
 }
 
+/// What one commit changed.
+pub(crate) enum Changes<V> {
+    /// The keys a write command wrote or removed, in order.
+    Written(Arc<[Change<V>]>),
+    /// A rollback: the difference between the two maps, worked out on first
+    /// read so that the rollback itself stays O(1).
+    Rollback(Arc<RollbackDiff<V>>),
+}
+
+impl<V> Clone for Changes<V> {
+    fn clone(&self) -> Self {
+        match self {
+            Changes::Written(changes) => Changes::Written(Arc::clone(changes)),
+            Changes::Rollback(diff) => Changes::Rollback(Arc::clone(diff)),
+        }
+    }
+}
+
+/// The maps before and after a rollback, and their difference once computed.
+pub(crate) struct RollbackDiff<V> {
+    before: Map<V>,
+    after: Map<V>,
+    changes: OnceLock<Vec<Change<V>>>,
+}
+
+impl<V> RollbackDiff<V> {
+    pub(crate) fn new(before: Map<V>, after: Map<V>) -> Self {
+        Self {
+            before,
+            after,
+            changes: OnceLock::new(),
+        }
+    }
+
+    /// The keys whose values differ, sorted by key. O(n) the first time.
+    fn changes(&self) -> &[Change<V>] {
+        self.changes.get_or_init(|| {
+            let differs = |a: Option<&Arc<V>>, b: Option<&Arc<V>>| match (a, b) {
+                (Some(a), Some(b)) => !Arc::ptr_eq(a, b),
+                (a, b) => a.is_some() != b.is_some(),
+            };
+            let value = |map: &Map<V>, key: &str| map.get(key).map(|e| Arc::clone(e.value()));
+            let mut changes: Vec<Change<V>> = self
+                .before
+                .keys()
+                .chain(
+                    self.after
+                        .keys()
+                        .filter(|key| !self.before.contains_key(key)),
+                )
+                .filter(|key| {
+                    differs(
+                        self.before.get(key).map(Entry::value),
+                        self.after.get(key).map(Entry::value),
+                    )
+                })
+                .map(|key| Change {
+                    key: Arc::clone(key),
+                    old: value(&self.before, key),
+                    new: value(&self.after, key),
+                })
+                .collect();
+            changes.sort_unstable_by(|a, b| a.key.cmp(&b.key));
+            changes
+        })
+    }
+}
+
 /// One retained commit.
 pub(crate) struct Commit<V> {
+    pub(crate) version: Version,
     pub(crate) timestamp: OffsetDateTime,
     pub(crate) operation: Operation,
     pub(crate) changed_by: Option<Arc<str>>,
-    pub(crate) changes: Vec<Change<V>>,
-    /// The state this commit produced; its version is the commit's version.
-    pub(crate) snapshot: Snapshot<V>,
+    pub(crate) changes: Changes<V>,
+    /// The state this commit produced. Kept for the last commit of each
+    /// group commit (the published one) and for rollbacks; the versions in
+    /// between are rebuilt on demand by replaying changes.
+    pub(crate) snapshot: Option<Snapshot<V>>,
+}
+
+impl<V> Commit<V> {
+    #[cfg(test)]
+    fn record_count(&self) -> Option<usize> {
+        match &self.changes {
+            Changes::Written(changes) => Some(changes.len()),
+            Changes::Rollback(_) => None,
+        }
+    }
 }
 
 /// Why a version cannot be looked up.
@@ -116,13 +199,18 @@ pub(crate) enum Unreachable {
     Compacted { oldest_retained: Version },
 }
 
-/// The bounded history: the last `max_history` commits and the base snapshot.
+/// The bounded history.
+///
+/// Logically it keeps the last `max_history` commits. Physically it keeps a
+/// *base* snapshot and every commit after it; the base moves forward only to
+/// a commit that holds a snapshot, so up to one group commit's worth of
+/// extra commits can linger past the logical window. They are never
+/// reachable: lookups and records honour the logical window exactly.
 pub(crate) struct History<V> {
     max_history: usize,
     base: Snapshot<V>,
+    /// The commits after `base`, versions `base + 1 ..= current`.
     commits: VecDeque<Commit<V>>,
-    /// Change records across `commits`, kept for [`Metrics`](crate::Metrics).
-    records: usize,
 }
 
 impl<V> History<V> {
@@ -132,94 +220,169 @@ impl<V> History<V> {
             base: initial,
             // Cap the up-front allocation: a huge max_history is a bound, not a size.
             commits: VecDeque::with_capacity(max_history.min(1024)),
-            records: 0,
         }
     }
 
-    /// Record a commit, evicting the oldest one beyond `max_history`.
-    pub(crate) fn push(&mut self, commit: Commit<V>) {
-        debug_assert_eq!(commit.snapshot.version(), self.current().version().next());
-        self.records += commit.changes.len();
-        self.commits.push_back(commit);
-        while self.commits.len() > self.max_history {
-            let evicted = self
-                .commits
-                .pop_front()
-                .expect("len > max_history >= 0, so not empty");
-            self.records -= evicted.changes.len();
-            self.base = evicted.snapshot;
-        }
-    }
-
-    /// The snapshot of the latest commit (or the base when none is retained).
-    pub(crate) fn current(&self) -> &Snapshot<V> {
-        self.commits.back().map_or(&self.base, |c| &c.snapshot)
+    /// The latest committed version.
+    pub(crate) fn current_version(&self) -> Version {
+        Version::new(self.base.version().get() + self.commits.len() as u64)
     }
 
     /// The oldest version a rollback can reach.
     pub(crate) fn oldest_retained(&self) -> Version {
-        self.base.version()
+        let window_start = self
+            .current_version()
+            .get()
+            .saturating_sub(self.max_history as u64);
+        self.base.version().max(Version::new(window_start))
     }
 
-    /// How many versions a rollback can reach, the current one included.
-    pub(crate) fn retained_versions(&self) -> usize {
-        self.commits.len() + 1
+    /// Commits in the logical window.
+    pub(crate) fn retained_commits(&self) -> usize {
+        (self.current_version().get() - self.oldest_retained().get()) as usize
     }
 
-    /// How many change records are retained.
-    pub(crate) fn record_count(&self) -> usize {
-        self.records
-    }
-
-    /// The snapshot of a retained version, in O(1).
-    pub(crate) fn snapshot_at(&self, version: Version) -> Result<&Snapshot<V>, Unreachable> {
-        let oldest = self.oldest_retained();
-        if version < oldest {
-            return Err(Unreachable::Compacted {
-                oldest_retained: oldest,
-            });
+    /// Record a group of commits, the last of which holds its snapshot, and
+    /// drop what falls out of the window.
+    pub(crate) fn push(&mut self, commits: impl IntoIterator<Item = Commit<V>>) {
+        for commit in commits {
+            debug_assert_eq!(commit.version, self.current_version().next());
+            self.commits.push_back(commit);
         }
-        let offset = version.get() - oldest.get();
-        if offset == 0 {
-            return Ok(&self.base);
-        }
-        usize::try_from(offset - 1)
-            .ok()
-            .and_then(|index| self.commits.get(index))
-            .map(|commit| &commit.snapshot)
-            .ok_or(Unreachable::Future)
+        debug_assert!(self.commits.back().is_none_or(|c| c.snapshot.is_some()));
+        self.evict();
     }
 
-    /// The keys written by the commits after `version` (which must be retained).
-    ///
-    /// These are the only keys whose values can differ between `version` and
-    /// now, which makes a rollback cost O(keys changed), not O(state size).
-    pub(crate) fn keys_changed_after(&self, version: Version) -> HashSet<Arc<str>> {
-        let skip = (version.get() - self.oldest_retained().get()) as usize;
+    /// Move the base forward to the newest commit with a snapshot that keeps
+    /// at least `max_history` commits after it.
+    fn evict(&mut self) {
+        let excess = self.commits.len().saturating_sub(self.max_history);
+        let new_base = self
+            .commits
+            .iter()
+            .take(excess)
+            .rposition(|commit| commit.snapshot.is_some());
+        if let Some(index) = new_base {
+            let evicted = self.commits.drain(..=index).last();
+            self.base = evicted
+                .and_then(|commit| commit.snapshot)
+                .expect("rposition found a snapshot");
+        }
+    }
+
+    /// The state at a retained version: O(1) for a published version or a
+    /// rollback, otherwise a replay of at most one group commit's changes.
+    pub(crate) fn snapshot_at(&self, version: Version) -> Result<Snapshot<V>, Unreachable> {
+        let oldest_retained = self.oldest_retained();
+        if version < oldest_retained {
+            return Err(Unreachable::Compacted { oldest_retained });
+        }
+        if version > self.current_version() {
+            return Err(Unreachable::Future);
+        }
+        let Some(index) = (version.get() - self.base.version().get()).checked_sub(1) else {
+            return Ok(self.base.clone());
+        };
+        let index = index as usize;
+        let start = self
+            .commits
+            .range(..=index)
+            .rposition(|c| c.snapshot.is_some());
+        let (mut map, replay) = match start {
+            Some(start) if start == index => {
+                return Ok(self.commits[index]
+                    .snapshot
+                    .clone()
+                    .expect("position has one"))
+            }
+            Some(start) => {
+                let snapshot = self.commits[start].snapshot.as_ref().expect("has one");
+                (snapshot.map().clone(), start + 1..=index)
+            }
+            None => (self.base.map().clone(), 0..=index),
+        };
+        for commit in self.commits.range(replay) {
+            let Changes::Written(changes) = &commit.changes else {
+                unreachable!("rollback commits keep their snapshot");
+            };
+            for change in changes.iter() {
+                match &change.new {
+                    Some(value) => {
+                        map.write(Arc::clone(&change.key), Arc::clone(value), commit.version);
+                    }
+                    None => {
+                        map.remove(&change.key);
+                    }
+                }
+            }
+        }
+        Ok(Snapshot::new(version, map))
+    }
+
+    /// What [`Self::records`] needs from the retained commits, taken under
+    /// the lock so that building the records happens outside it.
+    pub(crate) fn window(&self) -> Window<V> {
+        let skip = self.commits.len() - self.retained_commits();
+        Window {
+            commits: self
+                .commits
+                .iter()
+                .skip(skip)
+                .rev()
+                .map(|commit| CommitView {
+                    version: commit.version,
+                    timestamp: commit.timestamp,
+                    operation: commit.operation,
+                    changed_by: commit.changed_by.clone(),
+                    changes: commit.changes.clone(),
+                })
+                .collect(),
+        }
+    }
+
+    /// Change records retained, if known without computing rollback diffs.
+    #[cfg(test)]
+    fn record_count(&self) -> Option<usize> {
+        let skip = self.commits.len() - self.retained_commits();
         self.commits
             .iter()
             .skip(skip)
-            .flat_map(|commit| commit.changes.iter().map(|c| Arc::clone(&c.key)))
-            .collect()
+            .map(Commit::record_count)
+            .sum()
     }
+}
 
+/// A commit's metadata and changes, cheap to clone out of the history.
+struct CommitView<V> {
+    version: Version,
+    timestamp: OffsetDateTime,
+    operation: Operation,
+    changed_by: Option<Arc<str>>,
+    changes: Changes<V>,
+}
+
+/// The retained commits, newest first, detached from the history lock.
+pub(crate) struct Window<V> {
+    commits: Vec<CommitView<V>>,
+}
+
+impl<V> Window<V> {
     /// Change records, most recent first, optionally for one key and at most `limit`.
     pub(crate) fn records(&self, key: Option<&str>, limit: Option<usize>) -> Vec<ChangeRecord<V>> {
         let limit = limit.unwrap_or(usize::MAX);
         self.commits
             .iter()
-            .rev()
             .flat_map(|commit| {
-                commit
-                    .changes
-                    .iter()
-                    .rev()
-                    .map(move |change| (commit, change))
+                let changes = match &commit.changes {
+                    Changes::Written(changes) => &changes[..],
+                    Changes::Rollback(diff) => diff.changes(),
+                };
+                changes.iter().rev().map(move |change| (commit, change))
             })
             .filter(|(_, change)| key.is_none_or(|k| *change.key == *k))
             .take(limit)
             .map(|(commit, change)| ChangeRecord {
-                version: commit.snapshot.version(),
+                version: commit.version,
                 timestamp: commit.timestamp,
                 key: change.key.to_string(),
                 operation: commit.operation,
@@ -234,60 +397,80 @@ impl<V> History<V> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::snapshot::{Entry, Map};
 
-    fn snapshot_with(version: u64, value: u32) -> Snapshot<u32> {
-        let mut map = Map::new_sync();
-        let v = Version::new(version);
-        map.insert_mut(Arc::from("k"), Entry::new(Arc::new(value), v, v));
-        Snapshot::new(v, map)
+    /// A history fed one single-command group per version, each setting
+    /// "k" to the version number, like a writer with no concurrency.
+    fn history_with(max_history: usize, versions: u64, group: u64) -> History<u64> {
+        let mut history = History::new(max_history, Snapshot::new(Version::INITIAL, Map::new()));
+        let mut map = Map::new();
+        let mut pending = Vec::new();
+        for v in 1..=versions {
+            let version = Version::new(v);
+            let old = map.write(Arc::from("k"), Arc::new(v), version);
+            let last_of_group = v % group == 0 || v == versions;
+            pending.push(Commit {
+                version,
+                timestamp: OffsetDateTime::UNIX_EPOCH,
+                operation: Operation::Set,
+                changed_by: None,
+                changes: Changes::Written(Arc::from(vec![Change {
+                    key: Arc::from("k"),
+                    old,
+                    new: Some(Arc::new(v)),
+                }])),
+                snapshot: last_of_group.then(|| Snapshot::new(version, map.clone())),
+            });
+            if last_of_group {
+                history.push(pending.drain(..));
+            }
+        }
+        history
     }
 
-    fn commit(version: u64) -> Commit<u32> {
-        Commit {
-            timestamp: OffsetDateTime::UNIX_EPOCH,
-            operation: Operation::Set,
-            changed_by: None,
-            changes: vec![Change {
-                key: Arc::from("k"),
-                old: None,
-                new: Some(Arc::new(version as u32)),
-            }],
-            snapshot: snapshot_with(version, version as u32),
+    #[test]
+    fn keeps_exactly_max_history_commits_reachable() {
+        for group in [1, 3, 8] {
+            let history = history_with(2, 10, group);
+            assert_eq!(history.oldest_retained(), Version::new(8), "group {group}");
+            assert_eq!(history.retained_commits(), 2);
+            assert_eq!(history.record_count(), Some(2));
+            assert_eq!(
+                history.snapshot_at(Version::new(7)).unwrap_err(),
+                Unreachable::Compacted {
+                    oldest_retained: Version::new(8)
+                }
+            );
+            for v in 8..=10 {
+                let snapshot = history.snapshot_at(Version::new(v)).unwrap();
+                assert_eq!(snapshot.version(), Version::new(v));
+                assert_eq!(snapshot.get("k").as_deref(), Some(&v), "group {group}");
+                assert_eq!(snapshot.modified_version("k"), Some(Version::new(v)));
+                assert_eq!(snapshot.created_version("k"), Some(Version::new(1)));
+            }
+            assert_eq!(
+                history.snapshot_at(Version::new(11)).unwrap_err(),
+                Unreachable::Future
+            );
         }
     }
 
     #[test]
-    fn keeps_at_most_max_history_commits_and_the_base() {
-        let mut history = History::new(2, snapshot_with(0, 0));
-        for v in 1..=5 {
-            history.push(commit(v));
-        }
-        assert_eq!(history.oldest_retained(), Version::new(3));
-        assert_eq!(history.retained_versions(), 3);
-        assert_eq!(history.record_count(), 2);
-        assert_eq!(
-            history.snapshot_at(Version::new(2)).unwrap_err(),
-            Unreachable::Compacted {
-                oldest_retained: Version::new(3)
-            }
-        );
-        for v in 3..=5 {
-            let snapshot = history.snapshot_at(Version::new(v)).unwrap();
-            assert_eq!(snapshot.version(), Version::new(v));
-        }
-        assert_eq!(
-            history.snapshot_at(Version::new(6)).unwrap_err(),
-            Unreachable::Future
-        );
+    fn physical_retention_is_bounded_by_one_group() {
+        let history = history_with(5, 1000, 7);
+        assert!(history.commits.len() <= 5 + 7, "{}", history.commits.len());
+        let records = history.window().records(None, None);
+        let versions: Vec<u64> = records.iter().map(|r| r.version.get()).collect();
+        assert_eq!(versions, [1000, 999, 998, 997, 996]);
     }
 
     #[test]
     fn zero_max_history_retains_only_the_current_version() {
-        let mut history = History::new(0, snapshot_with(0, 0));
-        history.push(commit(1));
-        assert_eq!(history.oldest_retained(), Version::new(1));
-        assert_eq!(history.current().version(), Version::new(1));
-        assert!(history.records(None, None).is_empty());
+        let history = history_with(0, 3, 1);
+        assert_eq!(history.oldest_retained(), Version::new(3));
+        assert_eq!(
+            history.snapshot_at(Version::new(3)).unwrap().version(),
+            Version::new(3)
+        );
+        assert!(history.window().records(None, None).is_empty());
     }
 }

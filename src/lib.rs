@@ -87,6 +87,7 @@ mod command;
 mod commit;
 mod error;
 mod history;
+mod map;
 mod metrics;
 mod shared;
 mod snapshot;

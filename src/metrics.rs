@@ -54,7 +54,8 @@ pub struct Metrics {
     pub rollbacks: u64,
     /// Write commands that failed with an error.
     pub failed_commands: u64,
-    /// Change records the history retains.
+    /// Commits the history retains (each with its change records), at most
+    /// `max_history`.
     pub history_len: usize,
     /// Versions a rollback can reach, the current one included.
     pub retained_versions: usize,

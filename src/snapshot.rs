@@ -2,19 +2,11 @@
 
 use std::fmt;
 
-use rpds::HashTrieMapSync;
 use serde::ser::{Serialize, SerializeMap, SerializeStruct, Serializer};
 
+use crate::map::Map;
 use crate::sync::Arc;
 use crate::Version;
-
-/// The persistent map behind every snapshot.
-///
-/// A hash array mapped trie with structural sharing: cloning it is one
-/// reference-count increment, and an insert copies only the O(log n) nodes on
-/// the path to the key, so each retained version costs little beyond what
-/// it changed.
-pub(crate) type Map<V> = HashTrieMapSync<Arc<str>, Entry<V>>;
 
 /// One key's value, with the versions that created and last modified it.
 ///
@@ -289,7 +281,7 @@ impl<V> Snapshot<V> {
     /// # }
     /// ```
     pub fn len(&self) -> usize {
-        self.inner.map.size()
+        self.inner.map.len()
     }
 
     /// Whether there are no keys.

@@ -247,7 +247,7 @@ impl<V> ThreadSafeState<V> {
     /// # }
     /// ```
     pub fn len(&self) -> usize {
-        self.read(|current| current.map.size())
+        self.read(|current| current.map.len())
     }
 
     /// Whether there are no keys.
@@ -361,7 +361,9 @@ impl<V> ThreadSafeState<V> {
     /// # }
     /// ```
     pub fn history(&self, key: Option<&str>, limit: Option<usize>) -> Vec<ChangeRecord<V>> {
-        lock(&self.shared.history).records(key, limit)
+        // Copy the window out under the lock, build the records outside it.
+        let window = lock(&self.shared.history).window();
+        window.records(key, limit)
     }
 
     /// A receiver that is woken after every published version.
@@ -413,10 +415,7 @@ impl<V> ThreadSafeState<V> {
     /// ```
     pub fn metrics(&self) -> Metrics {
         let counters = &self.shared.counters;
-        let (history_len, retained_versions) = {
-            let history = lock(&self.shared.history);
-            (history.record_count(), history.retained_versions())
-        };
+        let history_len = lock(&self.shared.history).retained_commits();
         Metrics {
             version: self.shared.current.read(|current| current.version),
             reads: counters.reads.sum(),
@@ -425,7 +424,7 @@ impl<V> ThreadSafeState<V> {
             rollbacks: Counters::load(&counters.rollbacks),
             failed_commands: Counters::load(&counters.failed),
             history_len,
-            retained_versions,
+            retained_versions: history_len + 1,
             mailbox_depth: self.mailbox.max_capacity() - self.mailbox.capacity(),
         }
     }
@@ -732,9 +731,14 @@ impl<V: Send + Sync + 'static> ThreadSafeState<V> {
     ///
     /// History is never rewritten: the rollback is itself a new version,
     /// recorded with [`Operation::Rollback`](crate::Operation::Rollback)
-    /// records for the keys it changed, and restored keys get the new
-    /// version as their modified version. If the contents already equal
-    /// `target`'s, nothing is committed and the current version is returned.
+    /// records for the keys it changed. Every entry is restored exactly as
+    /// it was at `target`, per-key created and modified versions included.
+    /// If the state already is `target`'s (say, after rolling back to it
+    /// twice), nothing is committed and the current version is returned.
+    ///
+    /// The rollback itself is O(1) at any size and any distance: it adopts
+    /// the retained map of `target`. Its change records are worked out the
+    /// first time [`history`](Self::history) reads them, in O(n).
     ///
     /// # Errors
     ///
@@ -797,7 +801,7 @@ impl<V> fmt::Debug for ThreadSafeState<V> {
         let (version, len) = self
             .shared
             .current
-            .read(|current| (current.version, current.map.size()));
+            .read(|current| (current.version, current.map.len()));
         f.debug_struct("ThreadSafeState")
             .field("version", &version)
             .field("len", &len)

@@ -19,7 +19,7 @@ pub(crate) use loom::sync::{Mutex, MutexGuard};
 /// them out of loom's view keeps the models' state space small.
 pub(crate) use std::sync::atomic::{AtomicU64 as StatCounter, Ordering as StatOrdering};
 
-pub(crate) use std::sync::Arc;
+pub(crate) use std::sync::{Arc, OnceLock};
 
 /// Lock a mutex, ignoring poisoning.
 ///

@@ -299,7 +299,7 @@ async fn metrics_count_reads_writes_commits_and_failures() {
     assert_eq!(metrics.rollbacks, 1);
     assert_eq!(metrics.failed_commands, 1);
     assert_eq!(metrics.reads, 3);
-    assert_eq!(metrics.history_len, 5);
+    assert_eq!(metrics.history_len, 3);
     assert_eq!(metrics.retained_versions, 4);
     assert_eq!(metrics.mailbox_depth, 0);
 }

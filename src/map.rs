@@ -1,0 +1,190 @@
+//! The persistent map behind every snapshot.
+//!
+//! A hash array mapped trie (`imbl::HashMap`) with structural sharing:
+//! cloning it is one reference-count increment, and an insert copies only
+//! the O(log n) nodes on the path to the key. Each key and its entry live
+//! behind one `Arc` (a [`Slot`]) stored as the map's key with a `()` value,
+//! so copying a node costs one reference-count increment per key rather
+//! than two, and a node slot is one pointer wide. That copy is the dominant
+//! cost of a write and of every retained version's memory.
+
+use std::borrow::Borrow;
+use std::hash::{Hash, Hasher};
+
+use crate::snapshot::Entry;
+use crate::sync::Arc;
+use crate::Version;
+
+/// A key and its entry, shared between every version that holds them.
+struct Slot<V>(Arc<(Arc<str>, Entry<V>)>);
+
+impl<V> Slot<V> {
+    fn key(&self) -> &Arc<str> {
+        &self.0 .0
+    }
+
+    fn entry(&self) -> &Entry<V> {
+        &self.0 .1
+    }
+}
+
+impl<V> Clone for Slot<V> {
+    fn clone(&self) -> Self {
+        Slot(Arc::clone(&self.0))
+    }
+}
+
+// Hash and equality are the key's, so lookups by `&str` find the slot.
+impl<V> Hash for Slot<V> {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        (**self.key()).hash(state);
+    }
+}
+
+impl<V> PartialEq for Slot<V> {
+    fn eq(&self, other: &Self) -> bool {
+        **self.key() == **other.key()
+    }
+}
+
+impl<V> Eq for Slot<V> {}
+
+impl<V> Borrow<str> for Slot<V> {
+    fn borrow(&self) -> &str {
+        self.key()
+    }
+}
+
+/// A persistent map from keys to [`Entry`]s.
+pub(crate) struct Map<V> {
+    slots: imbl::HashMap<Slot<V>, ()>,
+}
+
+impl<V> Map<V> {
+    pub(crate) fn new() -> Self {
+        Self {
+            slots: imbl::HashMap::new(),
+        }
+    }
+
+    pub(crate) fn get(&self, key: &str) -> Option<&Entry<V>> {
+        self.slots.get_key_value(key).map(|(slot, ())| slot.entry())
+    }
+
+    pub(crate) fn contains_key(&self, key: &str) -> bool {
+        self.slots.contains_key(key)
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.slots.len()
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.slots.is_empty()
+    }
+
+    /// Insert or replace `key`'s entry, copying only the nodes that other
+    /// versions still share.
+    pub(crate) fn insert(&mut self, key: Arc<str>, entry: Entry<V>) {
+        self.slots.insert(Slot(Arc::new((key, entry))), ());
+    }
+
+    /// Write `value` to `key` as of `version`: the key's modified version
+    /// becomes `version`, and so does its created version if it was absent.
+    /// Returns the previous value.
+    ///
+    /// Every write to a map goes through here, including history replay, so
+    /// a replayed version has exactly the entries the original had.
+    pub(crate) fn write(
+        &mut self,
+        key: Arc<str>,
+        value: Arc<V>,
+        version: Version,
+    ) -> Option<Arc<V>> {
+        let previous = self.get(&key);
+        let created = previous.map_or(version, Entry::created);
+        let previous = previous.map(|entry| Arc::clone(entry.value()));
+        self.insert(key, Entry::new(value, version, created));
+        previous
+    }
+
+    /// Remove `key`, returning its value if it was present.
+    pub(crate) fn remove(&mut self, key: &str) -> Option<Arc<V>> {
+        self.slots
+            .remove_with_key(key)
+            .map(|(slot, ())| Arc::clone(slot.entry().value()))
+    }
+
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (&Arc<str>, &Entry<V>)> + '_ {
+        self.slots.keys().map(|slot| (slot.key(), slot.entry()))
+    }
+
+    pub(crate) fn keys(&self) -> impl Iterator<Item = &Arc<str>> + '_ {
+        self.slots.keys().map(Slot::key)
+    }
+
+    /// Whether both are the same version of the map (no copy between them).
+    pub(crate) fn ptr_eq(&self, other: &Self) -> bool {
+        self.slots.ptr_eq(&other.slots)
+    }
+}
+
+impl<V> Clone for Map<V> {
+    fn clone(&self) -> Self {
+        Self {
+            slots: self.slots.clone(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(value: u32, version: u64) -> Entry<u32> {
+        let version = Version::new(version);
+        Entry::new(Arc::new(value), version, version)
+    }
+
+    #[test]
+    fn insert_replaces_the_whole_entry_and_versions_are_independent() {
+        let mut map = Map::new();
+        map.insert(Arc::from("k"), entry(1, 1));
+        let before = map.clone();
+        map.insert(Arc::from("k"), entry(2, 2));
+        assert_eq!(**map.get("k").unwrap().value(), 2);
+        assert_eq!(map.get("k").unwrap().modified(), Version::new(2));
+        assert_eq!(**before.get("k").unwrap().value(), 1);
+        assert_eq!(map.len(), 1);
+        assert!(!map.ptr_eq(&before));
+    }
+
+    #[test]
+    fn write_tracks_created_and_modified_versions() {
+        let mut map = Map::new();
+        assert_eq!(
+            map.write(Arc::from("k"), Arc::new(1), Version::new(3)),
+            None
+        );
+        assert_eq!(
+            map.write(Arc::from("k"), Arc::new(2), Version::new(5))
+                .as_deref(),
+            Some(&1)
+        );
+        let entry = map.get("k").unwrap();
+        assert_eq!(
+            (entry.created(), entry.modified()),
+            (Version::new(3), Version::new(5))
+        );
+    }
+
+    #[test]
+    fn remove_returns_the_old_value() {
+        let mut map = Map::new();
+        map.insert(Arc::from("k"), entry(1, 1));
+        assert_eq!(map.remove("k").as_deref(), Some(&1));
+        assert_eq!(map.remove("k"), None);
+        assert!(map.is_empty());
+        assert!(!map.contains_key("k"));
+    }
+}
