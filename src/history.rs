@@ -263,7 +263,7 @@ impl<V> History<V> {
             .take(excess)
             .rposition(|commit| commit.snapshot.is_some());
         if let Some(index) = new_base {
-            let evicted = self.commits.drain(..=index).last();
+            let evicted = self.commits.drain(..=index).next_back();
             self.base = evicted
                 .and_then(|commit| commit.snapshot)
                 .expect("rposition found a snapshot");
