@@ -5,11 +5,9 @@
 //! adds to its own cache-padded shard and [`Metrics`] sums the shards. Writer
 //! counters are written by the writer task alone.
 
-use std::cell::Cell;
-
 use serde::Serialize;
 
-use crate::sync::{StatCounter, StatOrdering};
+use crate::sync::{StatCounter, StatMutex, StatOrdering};
 use crate::Version;
 
 /// A point-in-time reading of a state's counters and gauges.
@@ -85,8 +83,10 @@ impl Counters {
     }
 }
 
-/// Shards: enough that two busy threads rarely share one.
-const SHARDS: usize = 16;
+/// Threads that get a shard of their own.
+const SHARDS: usize = 64;
+/// Shards that threads beyond the first [`SHARDS`] share, with atomic adds.
+const SHARED_SHARDS: usize = 8;
 
 /// One counter per cache line, so two threads' increments never contend.
 #[derive(Debug, Default)]
@@ -95,16 +95,36 @@ struct PaddedCounter(StatCounter);
 
 /// A counter whose increments from different threads land on different
 /// cache lines.
-#[derive(Debug, Default)]
+///
+/// Each of the first [`SHARDS`] live threads owns one shard (the same index
+/// in every counter) and increments it with a plain load and store: no
+/// locked instruction, nothing shared. Further threads spread over
+/// [`SHARED_SHARDS`] separate shards with atomic adds. A thread's index is
+/// recycled when it exits.
+#[derive(Debug)]
 pub(crate) struct ShardedCounter {
-    shards: [PaddedCounter; SHARDS],
+    shards: [PaddedCounter; SHARDS + SHARED_SHARDS],
+}
+
+impl Default for ShardedCounter {
+    fn default() -> Self {
+        Self {
+            shards: std::array::from_fn(|_| PaddedCounter::default()),
+        }
+    }
 }
 
 impl ShardedCounter {
     pub(crate) fn increment(&self) {
-        self.shards[thread_shard()]
-            .0
-            .fetch_add(1, StatOrdering::Relaxed);
+        let (index, exclusive) = thread_shard();
+        let shard = &self.shards[index].0;
+        if exclusive {
+            // Only this thread writes this shard, and the recycling handoff
+            // goes through a mutex, so load-then-store loses nothing.
+            shard.store(shard.load(StatOrdering::Relaxed) + 1, StatOrdering::Relaxed);
+        } else {
+            shard.fetch_add(1, StatOrdering::Relaxed);
+        }
     }
 
     pub(crate) fn sum(&self) -> u64 {
@@ -115,20 +135,69 @@ impl ShardedCounter {
     }
 }
 
-/// This thread's shard: threads take shards round-robin on first use.
-fn thread_shard() -> usize {
-    // Only a thread's first read touches this shared counter.
-    static NEXT_SHARD: StatCounter = StatCounter::new(0);
-    thread_local! {
-        static SHARD: Cell<Option<usize>> = const { Cell::new(None) };
+/// Shard indices released by exited threads.
+static FREE_SHARDS: StatMutex<Vec<usize>> = StatMutex::new(Vec::new());
+/// The next never-used shard index.
+static NEXT_SHARD: StatCounter = StatCounter::new(0);
+
+/// A thread's claim on an exclusive shard, released when the thread exits.
+struct ShardClaim(usize);
+
+impl Drop for ShardClaim {
+    fn drop(&mut self) {
+        // Reads later in this thread's teardown must not use the index
+        // another thread may get next.
+        let _ = SHARD.try_with(|shard| shard.set(SHARDS));
+        FREE_SHARDS
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(self.0);
     }
-    SHARD.with(|shard| {
-        shard.get().unwrap_or_else(|| {
-            let assigned = NEXT_SHARD.fetch_add(1, StatOrdering::Relaxed) as usize % SHARDS;
-            shard.set(Some(assigned));
-            assigned
-        })
-    })
+}
+
+/// Marks a thread that has no shard yet.
+const UNASSIGNED: usize = usize::MAX;
+
+thread_local! {
+    /// This thread's shard. Const-initialized with no destructor, so the
+    /// read path pays a plain thread-local load.
+    static SHARD: std::cell::Cell<usize> = const { std::cell::Cell::new(UNASSIGNED) };
+    /// Returns an exclusive shard to the free list when the thread exits.
+    static CLAIM: std::cell::RefCell<Option<ShardClaim>> = const { std::cell::RefCell::new(None) };
+}
+
+/// This thread's shard and whether it owns it alone.
+fn thread_shard() -> (usize, bool) {
+    let shard = SHARD.get();
+    if shard != UNASSIGNED {
+        return (shard, shard < SHARDS);
+    }
+    let shard = assign_shard();
+    SHARD.set(shard);
+    (shard, shard < SHARDS)
+}
+
+#[cold]
+fn assign_shard() -> usize {
+    let recycled = FREE_SHARDS
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .pop();
+    let index = recycled.unwrap_or_else(|| NEXT_SHARD.fetch_add(1, StatOrdering::Relaxed) as usize);
+    if index >= SHARDS {
+        return SHARDS + index % SHARED_SHARDS;
+    }
+    // If the thread is already tearing down its thread-locals, the claim
+    // cannot be registered: give the index back and share instead.
+    let registered = CLAIM
+        .try_with(|claim| *claim.borrow_mut() = Some(ShardClaim(index)))
+        .is_ok();
+    if registered {
+        index
+    } else {
+        drop(ShardClaim(index));
+        SHARDS
+    }
 }
 
 #[cfg(all(test, not(thread_safe_state_loom)))]
@@ -146,5 +215,23 @@ mod tests {
             .collect();
         threads.into_iter().for_each(|t| t.join().unwrap());
         assert_eq!(counter.sum(), 8000);
+    }
+
+    #[test]
+    fn more_threads_than_shards_still_count_exactly() {
+        let counter = std::sync::Arc::new(ShardedCounter::default());
+        let barrier = std::sync::Arc::new(std::sync::Barrier::new(SHARDS + 8));
+        let threads: Vec<_> = (0..SHARDS + 8)
+            .map(|_| {
+                let (counter, barrier) = (counter.clone(), barrier.clone());
+                // All alive at once, so some must share a shard.
+                std::thread::spawn(move || {
+                    barrier.wait();
+                    (0..100).for_each(|_| counter.increment());
+                })
+            })
+            .collect();
+        threads.into_iter().for_each(|t| t.join().unwrap());
+        assert_eq!(counter.sum(), (SHARDS as u64 + 8) * 100);
     }
 }

@@ -17,7 +17,10 @@ pub(crate) use loom::sync::{Mutex, MutexGuard};
 /// Counters for [`Metrics`](crate::Metrics). Always std atomics, even under
 /// loom: statistics take no part in the publication protocol, and keeping
 /// them out of loom's view keeps the models' state space small.
-pub(crate) use std::sync::atomic::{AtomicU64 as StatCounter, Ordering as StatOrdering};
+pub(crate) use std::sync::{
+    atomic::{AtomicU64 as StatCounter, Ordering as StatOrdering},
+    Mutex as StatMutex,
+};
 
 pub(crate) use std::sync::{Arc, OnceLock};
 
