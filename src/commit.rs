@@ -33,6 +33,12 @@ use crate::snapshot::Snapshot;
 use crate::sync::{lock, oneshot, Arc};
 use crate::Version;
 
+/// What a write command did: its operation and records, or why it failed.
+type Written<V> = Result<(Operation, Arc<[Change<V>]>), StateError>;
+
+/// A caller waiting for its reply, and the reply.
+type Answer = (oneshot::Sender<Reply>, Reply);
+
 /// Owns the writer's private copy of the map and the version counter.
 pub(crate) struct Committer<V> {
     /// The latest state. Nodes no published snapshot shares are mutated in
@@ -41,6 +47,8 @@ pub(crate) struct Committer<V> {
     version: Version,
     /// Commits applied but not yet pushed to the history.
     pending: Vec<Commit<V>>,
+    /// Replies of the current group, sent after it is published.
+    answers: Vec<Answer>,
     shared: Arc<Shared<V>>,
     /// Loom models only: an ordering bug on purpose, to prove the models
     /// catch it.
@@ -56,6 +64,7 @@ impl<V> Committer<V> {
             map: current.map().clone(),
             version: current.version(),
             pending: Vec::new(),
+            answers: Vec::new(),
             shared,
             #[cfg(thread_safe_state_loom)]
             broken_order: BrokenOrder::None,
@@ -64,25 +73,26 @@ impl<V> Committer<V> {
 
     /// Apply `commands` in order, publish once, then answer every caller.
     pub(crate) fn commit_batch(&mut self, commands: impl IntoIterator<Item = Command<V>>) {
-        let answers: Vec<(oneshot::Sender<Reply>, Reply)> = commands
-            .into_iter()
-            .map(|command| {
-                let reply = self.apply(command.op, command.changed_by);
-                (command.reply, reply)
-            })
-            .collect();
+        let mut answers = std::mem::take(&mut self.answers);
+        for command in commands {
+            let reply = self.apply(command.op, command.changed_by);
+            answers.push((command.reply, reply));
+        }
         #[cfg(thread_safe_state_loom)]
         if self.broken_order == BrokenOrder::ReplyBeforePublish {
-            Self::reply(answers);
+            Self::reply(&mut answers);
             self.publish();
+            self.answers = answers;
             return;
         }
         self.publish();
-        Self::reply(answers);
+        Self::reply(&mut answers);
+        // Keep the buffer's allocation for the next group.
+        self.answers = answers;
     }
 
-    fn reply(answers: Vec<(oneshot::Sender<Reply>, Reply)>) {
-        for (caller, reply) in answers {
+    fn reply(answers: &mut Vec<Answer>) {
+        for (caller, reply) in answers.drain(..) {
             // A caller that stopped waiting (dropped its future) is fine:
             // the command was applied all the same.
             let _ = caller.send(reply);
@@ -121,9 +131,12 @@ impl<V> Committer<V> {
     fn apply(&mut self, op: Op<V>, changed_by: Option<Arc<str>>) -> Reply {
         Counters::bump(&self.shared.counters.writes);
         let next = self.version.next();
-        let written = match op {
+        // Each arm builds its records straight into their shared slice.
+        let written: Written<V> = match op {
             Op::Rollback(target) => return self.rollback(target, next, changed_by),
-            Op::Set { key, value } => Ok((Operation::Set, vec![self.write(key, value, next)])),
+            Op::Set { key, value } => {
+                Ok((Operation::Set, Arc::new([self.write(key, value, next)])))
+            }
             Op::Update(items) => Ok((
                 Operation::Update,
                 items
@@ -132,17 +145,17 @@ impl<V> Committer<V> {
                     .collect(),
             )),
             Op::Delete(key) => Ok((Operation::Delete, self.remove(key).into_iter().collect())),
-            Op::Clear => Ok((Operation::Clear, self.clear())),
-            Op::Retain(keys) => Ok((Operation::Retain, self.retain(&keys))),
+            Op::Clear => Ok((Operation::Clear, self.clear().into())),
+            Op::Retain(keys) => Ok((Operation::Retain, self.retain(&keys).into())),
             Op::Modify { key, f } => self
                 .modify(key, f, next)
-                .map(|changes| (Operation::Modify, changes)),
+                .map(|changes| (Operation::Modify, changes.into())),
         };
         match written {
             Err(error) => self.fail(error),
             Ok((_, changes)) if changes.is_empty() => Ok(self.unchanged()),
             Ok((operation, changes)) => {
-                let changes = Changes::Written(changes.into());
+                let changes = Changes::Written(changes);
                 Ok(self.commit(next, operation, changed_by, changes, None))
             }
         }

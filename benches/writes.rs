@@ -1,0 +1,302 @@
+//! Writes: awaited `set` round trips, throughput under many writer tasks,
+//! batch `update`, how `set` scales with the state's size, and rollback
+//! distance, against `RwLock<HashMap>` and the seed design ported straight
+//! to Rust, in one run.
+//!
+//! Run: `cargo bench --bench writes`
+
+mod common;
+
+use std::future::Future;
+use std::hint::black_box;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use criterion::{criterion_group, criterion_main, BatchSize, BenchmarkId, Criterion, Throughput};
+use thread_safe_state::{ThreadSafeState, Version};
+
+use common::*;
+
+/// `iters` awaited `set`s from one task on `rt`, as an agent task does.
+fn awaited_sets(
+    rt: &tokio::runtime::Runtime,
+    state: &ThreadSafeState<u64>,
+    keys: &Arc<Vec<String>>,
+    iters: u64,
+) -> Duration {
+    let (state, keys) = (state.clone(), Arc::clone(keys));
+    rt.block_on(async move {
+        tokio::spawn(async move {
+            let began = Instant::now();
+            for i in 0..iters as usize {
+                let key = keys[i % keys.len()].as_str();
+                black_box(state.set(key, i as u64).await.unwrap());
+            }
+            began.elapsed()
+        })
+        .await
+        .unwrap()
+    })
+}
+
+/// The floor under any awaited write: a bounded mpsc send to a task that
+/// answers on a oneshot, with nothing done in between.
+fn channel_round_trips(rt: &tokio::runtime::Runtime, iters: u64) -> Duration {
+    type Request = (u64, tokio::sync::oneshot::Sender<u64>);
+    rt.block_on(async move {
+        let (mailbox, mut inbox) = tokio::sync::mpsc::channel::<Request>(1024);
+        tokio::spawn(async move {
+            while let Some((n, reply)) = inbox.recv().await {
+                let _ = reply.send(n);
+            }
+        });
+        tokio::spawn(async move {
+            let began = Instant::now();
+            for i in 0..iters {
+                let (reply, answer) = tokio::sync::oneshot::channel();
+                mailbox.send((i, reply)).await.unwrap();
+                black_box(answer.await.unwrap());
+            }
+            began.elapsed()
+        })
+        .await
+        .unwrap()
+    })
+}
+
+fn set_round_trip(c: &mut Criterion) {
+    let mut group = c.benchmark_group("set_rtt");
+    for (flavor, rt) in [
+        ("current_thread", current_thread()),
+        ("multi_thread", multi_thread()),
+    ] {
+        group.bench_function(format!("channel_floor/{flavor}"), |b| {
+            b.iter_custom(|iters| channel_round_trips(&rt, iters))
+        });
+        for n in [1_000, 100_000] {
+            let probes = Arc::new(probe_keys(n));
+            let state = filled_state(&rt, n);
+            group.bench_function(
+                BenchmarkId::new(format!("thread_safe_state/{flavor}"), n),
+                |b| b.iter_custom(|iters| awaited_sets(&rt, &state, &probes, iters)),
+            );
+            if flavor == "current_thread" {
+                let mut i = 0;
+                let seed = filled_seed_port(n);
+                group.bench_function(BenchmarkId::new("seed_port", n), |b| {
+                    b.iter(|| {
+                        i = (i + 1) % probes.len();
+                        seed.set(&probes[i], i as u64)
+                    })
+                });
+                let lock = filled_rwlock(n);
+                group.bench_function(BenchmarkId::new("std_rwlock_hashmap", n), |b| {
+                    b.iter(|| {
+                        i = (i + 1) % probes.len();
+                        lock.write().unwrap().insert(probes[i].clone(), i as u64)
+                    })
+                });
+            }
+        }
+    }
+    group.finish();
+}
+
+/// One write of a writer task, boxed so every contender runs the same loop.
+type BoxedWrite = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// Writes per measured round: enough for every writer count to divide.
+const ROUND: usize = 6_400;
+
+/// `writers` tasks on a 2-worker runtime share `ROUND` writes, each task
+/// awaiting (or, for the locks, performing) its writes one after another.
+fn write_round<W>(rt: &tokio::runtime::Runtime, writers: usize, write: Arc<W>) -> Duration
+where
+    W: Fn(usize) -> BoxedWrite + Send + Sync + 'static,
+{
+    rt.block_on(async move {
+        let began = Instant::now();
+        let tasks: Vec<_> = (0..writers)
+            .map(|w| {
+                let write = Arc::clone(&write);
+                tokio::spawn(async move {
+                    for i in 0..ROUND / writers {
+                        write(w * ROUND + i).await;
+                    }
+                })
+            })
+            .collect();
+        for task in tasks {
+            task.await.unwrap();
+        }
+        began.elapsed()
+    })
+}
+
+fn write_throughput(c: &mut Criterion) {
+    let rt = multi_thread();
+    let mut group = c.benchmark_group("write_throughput");
+    group.throughput(Throughput::Elements(ROUND as u64));
+    group.sample_size(20);
+    for n in [1_000, 100_000] {
+        let probes = Arc::new(probe_keys(n));
+        for writers in [1, 8, 64] {
+            let id = |name: &str| BenchmarkId::new(format!("{name}/{writers}_writers"), n);
+
+            let state = filled_state(&rt, n);
+            let keys = Arc::clone(&probes);
+            let ours = Arc::new(move |i: usize| -> BoxedWrite {
+                let (state, keys) = (state.clone(), Arc::clone(&keys));
+                Box::pin(async move {
+                    state
+                        .set(keys[i % keys.len()].as_str(), i as u64)
+                        .await
+                        .unwrap();
+                })
+            });
+            group.bench_function(id("thread_safe_state"), |b| {
+                b.iter_custom(|iters| {
+                    (0..iters)
+                        .map(|_| write_round(&rt, writers, Arc::clone(&ours)))
+                        .sum()
+                })
+            });
+
+            let seed = Arc::new(filled_seed_port(n));
+            let keys = Arc::clone(&probes);
+            let theirs = Arc::new(move |i: usize| -> BoxedWrite {
+                seed.set(&keys[i % keys.len()], i as u64);
+                Box::pin(async {})
+            });
+            group.bench_function(id("seed_port"), |b| {
+                b.iter_custom(|iters| {
+                    (0..iters)
+                        .map(|_| write_round(&rt, writers, Arc::clone(&theirs)))
+                        .sum()
+                })
+            });
+
+            let lock = Arc::new(filled_rwlock(n));
+            let keys = Arc::clone(&probes);
+            let locked = Arc::new(move |i: usize| -> BoxedWrite {
+                lock.write()
+                    .unwrap()
+                    .insert(keys[i % keys.len()].clone(), i as u64);
+                Box::pin(async {})
+            });
+            group.bench_function(id("std_rwlock_hashmap"), |b| {
+                b.iter_custom(|iters| {
+                    (0..iters)
+                        .map(|_| write_round(&rt, writers, Arc::clone(&locked)))
+                        .sum()
+                })
+            });
+        }
+    }
+    group.finish();
+}
+
+fn update_100(c: &mut Criterion) {
+    let rt = current_thread();
+    let n = 1_000;
+    let probes = probe_keys(n);
+    let mut group = c.benchmark_group("update_100_keys");
+    let state = filled_state(&rt, n);
+    let mut round = 0u64;
+    group.bench_function(BenchmarkId::new("thread_safe_state", n), |b| {
+        b.iter(|| {
+            round += 1;
+            let batch = probes[..100].iter().map(|k| (k.as_str(), round));
+            rt.block_on(state.update(batch)).unwrap()
+        })
+    });
+    let seed = filled_seed_port(n);
+    group.bench_function(BenchmarkId::new("seed_port", n), |b| {
+        b.iter(|| {
+            round += 1;
+            seed.update(probes[..100].iter().map(|k| (k.as_str(), round)))
+        })
+    });
+    group.finish();
+}
+
+fn set_scaling(c: &mut Criterion) {
+    let rt = current_thread();
+    let mut group = c.benchmark_group("set_by_state_size");
+    for n in [1_000, 1_000_000] {
+        let probes = probe_keys(n);
+        let state = filled_state(&rt, n);
+        let lock = filled_rwlock(n);
+        let mut i = 0;
+        group.bench_function(BenchmarkId::new("thread_safe_state", n), |b| {
+            b.iter(|| {
+                i = (i + 1) % probes.len();
+                rt.block_on(state.set(probes[i].as_str(), i as u64))
+                    .unwrap()
+            })
+        });
+        group.bench_function(BenchmarkId::new("std_rwlock_hashmap", n), |b| {
+            b.iter(|| {
+                i = (i + 1) % probes.len();
+                lock.write().unwrap().insert(probes[i].clone(), i as u64)
+            })
+        });
+    }
+    group.finish();
+}
+
+fn rollback(c: &mut Criterion) {
+    let rt = current_thread();
+    let n = 1_000;
+    let probes = probe_keys(n);
+    let mut group = c.benchmark_group("rollback");
+    // 1000 retained versions, each writing one key.
+    let state: ThreadSafeState<u64> = filled_state(&rt, n);
+    rt.block_on(async {
+        for i in 0..1000 {
+            state
+                .set(probes[i % probes.len()].as_str(), i as u64)
+                .await
+                .unwrap();
+        }
+    });
+    for back in [1u64, 999] {
+        group.bench_function(
+            BenchmarkId::new("thread_safe_state", format!("{back}_back")),
+            |b| {
+                b.iter(|| {
+                    let target = Version::new(state.version().get() - back);
+                    black_box(rt.block_on(state.rollback(target)).unwrap())
+                })
+            },
+        );
+        group.bench_function(BenchmarkId::new("seed_port", format!("{back}_back")), |b| {
+            b.iter_batched(
+                || {
+                    let seed = filled_seed_port(n);
+                    for i in 0..1000 {
+                        seed.set(&probes[i % probes.len()], i as u64);
+                    }
+                    seed
+                },
+                |seed| {
+                    let target = seed.version() - back;
+                    black_box(seed.rollback(target).unwrap());
+                    seed // dropped outside the timing
+                },
+                BatchSize::LargeInput,
+            )
+        });
+    }
+    group.finish();
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default()
+        .warm_up_time(Duration::from_millis(300))
+        .measurement_time(Duration::from_secs(1));
+    targets = set_round_trip, write_throughput, update_100, set_scaling, rollback
+}
+criterion_main!(benches);
