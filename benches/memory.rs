@@ -32,8 +32,8 @@ fn growth(max_history: usize) -> Option<i64> {
     let probes = probe_keys(KEYS);
     // Warm up allocator pools with a few writes before measuring.
     rt.block_on(async {
-        for i in 0..10 {
-            state.set(probes[i].as_str(), 0).await.unwrap();
+        for key in &probes[..10] {
+            state.set(key.as_str(), 0).await.unwrap();
         }
     });
     let before = rss()?;

@@ -17,6 +17,9 @@ pub struct Record<V> {
     pub at: SystemTime,
 }
 
+/// A snapshot and the version it was taken at.
+type Cached<V> = (u64, Arc<HashMap<String, V>>);
+
 struct Inner<V> {
     map: HashMap<String, V>,
     version: u64,
@@ -26,7 +29,7 @@ struct Inner<V> {
 pub struct SeedPort<V> {
     inner: RwLock<Inner<V>>,
     max_history: usize,
-    snapshot_cache: Mutex<Option<(u64, Arc<HashMap<String, V>>)>>,
+    snapshot_cache: Mutex<Option<Cached<V>>>,
 }
 
 impl<V: Clone> SeedPort<V> {
