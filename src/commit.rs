@@ -229,8 +229,10 @@ impl<V> Committer<V> {
         })
     }
 
+    /// Remove every key; the records are sorted by key, so a clear's
+    /// history does not depend on the map's internal order.
     fn clear(&mut self) -> Vec<Change<V>> {
-        let changes = self
+        let mut changes: Vec<Change<V>> = self
             .map
             .iter()
             .map(|(key, entry)| Change {
@@ -239,18 +241,20 @@ impl<V> Committer<V> {
                 new: None,
             })
             .collect();
+        changes.sort_unstable_by(|a, b| a.key.cmp(&b.key));
         self.map = Map::new();
         changes
     }
 
     fn retain(&mut self, keep: &[Arc<str>]) -> Vec<Change<V>> {
         let keep: HashSet<&str> = keep.iter().map(|key| &**key).collect();
-        let dropped: Vec<Arc<str>> = self
+        let mut dropped: Vec<Arc<str>> = self
             .map
             .keys()
             .filter(|key| !keep.contains(&***key))
             .cloned()
             .collect();
+        dropped.sort_unstable();
         dropped
             .into_iter()
             .filter_map(|key| self.remove(key))
@@ -299,9 +303,6 @@ impl<V> Committer<V> {
                 return self.fail(StateError::InvalidVersion { target, current })
             }
         };
-        if self.map.ptr_eq(restored.map()) {
-            return Ok(self.unchanged());
-        }
         let before = std::mem::replace(&mut self.map, restored.map().clone());
         let diff = RollbackDiff::new(before, restored.map().clone());
         let snapshot = Snapshot::new(next, self.map.clone());

@@ -128,11 +128,6 @@ impl<V> Map<V> {
     pub(crate) fn keys(&self) -> impl Iterator<Item = &Arc<str>> + '_ {
         self.slots.keys().map(Slot::key)
     }
-
-    /// Whether both are the same version of the map (no copy between them).
-    pub(crate) fn ptr_eq(&self, other: &Self) -> bool {
-        self.slots.ptr_eq(&other.slots)
-    }
 }
 
 impl<V> Clone for Map<V> {
@@ -162,7 +157,6 @@ mod tests {
         assert_eq!(map.get("k").unwrap().modified(), Version::new(2));
         assert_eq!(**before.get("k").unwrap().value(), 1);
         assert_eq!(map.len(), 1);
-        assert!(!map.ptr_eq(&before));
     }
 
     #[test]

@@ -733,8 +733,8 @@ impl<V: Send + Sync + 'static> ThreadSafeState<V> {
     /// recorded with [`Operation::Rollback`](crate::Operation::Rollback)
     /// records for the keys it changed. Every entry is restored exactly as
     /// it was at `target`, per-key created and modified versions included.
-    /// If the state already is `target`'s (say, after rolling back to it
-    /// twice), nothing is committed and the current version is returned.
+    /// A rollback always commits, even when the contents already equal
+    /// `target`'s (its history then holds no records).
     ///
     /// The rollback itself is O(1) at any size and any distance: it adopts
     /// the retained map of `target`. Its change records are worked out the

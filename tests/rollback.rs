@@ -150,14 +150,17 @@ async fn zero_max_history_allows_no_rollback() {
 }
 
 #[tokio::test]
-async fn rollback_to_identical_contents_commits_nothing() {
+async fn rollback_to_identical_contents_still_commits_with_no_records() {
     let state = ThreadSafeState::new();
     let v1 = state.set("a", 1).await.unwrap();
     state.set("a", 2).await.unwrap();
     let v3 = state.rollback(v1).await.unwrap();
-    // Version 3 already equals version 1's contents.
-    assert_eq!(state.rollback(v1).await.unwrap(), v3);
-    assert_eq!(state.version(), v3);
+    // Version 3 already equals version 1's contents: a rollback still
+    // commits, so every successful write adds exactly one version.
+    let v4 = state.rollback(v1).await.unwrap();
+    assert_eq!(v4, Version::new(v3.get() + 1));
+    assert_eq!(state.get("a").as_deref(), Some(&1));
+    assert!(state.history(None, None).iter().all(|r| r.version != v4));
 }
 
 #[tokio::test]
