@@ -49,6 +49,8 @@ pub(crate) struct Committer<V> {
     pending: Vec<Commit<V>>,
     /// Replies of the current group, sent after it is published.
     answers: Vec<Answer>,
+    /// The group's latest recorded snapshot, until it is published.
+    unpublished: Option<Snapshot<V>>,
     shared: Arc<Shared<V>>,
     /// Loom models only: an ordering bug on purpose, to prove the models
     /// catch it.
@@ -65,6 +67,7 @@ impl<V> Committer<V> {
             version: current.version(),
             pending: Vec::new(),
             answers: Vec::new(),
+            unpublished: None,
             shared,
             #[cfg(thread_safe_state_loom)]
             broken_order: BrokenOrder::None,
@@ -100,20 +103,24 @@ impl<V> Committer<V> {
     }
 
     /// Push pending commits to the history, the last with a snapshot of the
-    /// current map, and return that snapshot. `None` if nothing is pending.
-    fn record_pending(&mut self) -> Option<Snapshot<V>> {
-        let last = self.pending.last_mut()?;
+    /// current map, which becomes the one to publish.
+    fn record_pending(&mut self) {
+        let Some(last) = self.pending.last_mut() else {
+            return;
+        };
         let snapshot = last
             .snapshot
             .get_or_insert_with(|| Snapshot::new(self.version, self.map.clone()))
             .clone();
         lock(&self.shared.history).push(self.pending.drain(..));
-        Some(snapshot)
+        self.unpublished = Some(snapshot);
     }
 
-    /// Record, publish to readers, then wake subscribers.
+    /// Record, publish to readers, then wake subscribers. Publishes the
+    /// group's last commit even if a rollback already recorded it.
     fn publish(&mut self) {
-        let Some(snapshot) = self.record_pending() else {
+        self.record_pending();
+        let Some(snapshot) = self.unpublished.take() else {
             return;
         };
         #[cfg(thread_safe_state_loom)]

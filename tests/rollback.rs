@@ -173,3 +173,48 @@ async fn rollback_is_attributed_to_the_agent() {
     assert_eq!(record.operation, Operation::Rollback);
     assert_eq!(record.changed_by.as_deref(), Some("supervisor"));
 }
+
+/// Regression (found by the model test): a rollback that fails after a
+/// write of the same group commit must not keep that write unpublished.
+#[tokio::test]
+async fn a_failed_rollback_in_a_group_still_publishes_the_groups_writes() {
+    let state = ThreadSafeState::builder().max_history(0).build();
+    // On a current_thread runtime both reach the mailbox before the writer
+    // runs, so they are committed as one group.
+    let write = tokio::spawn({
+        let state = state.clone();
+        async move { state.set("a", 1).await }
+    });
+    let rollback = tokio::spawn({
+        let state = state.clone();
+        async move { state.rollback(Version::INITIAL).await }
+    });
+    assert_eq!(write.await.unwrap(), Ok(Version::new(1)));
+    assert!(matches!(
+        rollback.await.unwrap(),
+        Err(StateError::VersionCompacted { .. })
+    ));
+    assert_eq!(state.version(), Version::new(1));
+    assert_eq!(state.get("a").as_deref(), Some(&1));
+}
+
+#[tokio::test]
+async fn a_rollback_can_target_a_version_committed_earlier_in_its_group() {
+    let state = ThreadSafeState::new();
+    let writes: Vec<_> = (1..=3)
+        .map(|i| {
+            let state = state.clone();
+            tokio::spawn(async move { state.set("k", i).await })
+        })
+        .collect();
+    let rollback = tokio::spawn({
+        let state = state.clone();
+        async move { state.rollback(Version::new(2)).await }
+    });
+    for write in writes {
+        write.await.unwrap().unwrap();
+    }
+    assert_eq!(rollback.await.unwrap(), Ok(Version::new(4)));
+    assert_eq!(state.get("k").as_deref(), Some(&2));
+    assert_eq!(state.snapshot().modified_version("k"), Some(Version::new(2)));
+}
