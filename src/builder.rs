@@ -16,6 +16,9 @@ use crate::Version;
 /// Default for [`Builder::max_history`].
 pub const DEFAULT_MAX_HISTORY: usize = 1000;
 
+/// Default for [`Builder::change_stream_capacity`].
+pub const DEFAULT_CHANGE_STREAM_CAPACITY: usize = 1024;
+
 /// Default for [`Builder::mailbox_capacity`].
 pub const DEFAULT_MAILBOX_CAPACITY: usize = 1024;
 
@@ -40,6 +43,7 @@ pub struct Builder<V> {
     initial: Vec<(Arc<str>, V)>,
     max_history: usize,
     mailbox_capacity: usize,
+    stream_capacity: usize,
     empty_initial_key: bool,
 }
 
@@ -49,6 +53,7 @@ impl<V: Send + Sync + 'static> Builder<V> {
             initial: Vec::new(),
             max_history: DEFAULT_MAX_HISTORY,
             mailbox_capacity: DEFAULT_MAILBOX_CAPACITY,
+            stream_capacity: DEFAULT_CHANGE_STREAM_CAPACITY,
             empty_initial_key: false,
         }
     }
@@ -128,14 +133,35 @@ impl<V: Send + Sync + 'static> Builder<V> {
         self
     }
 
+    /// How many group commits a [change stream](ThreadSafeState::changes_since)
+    /// buffers for a slow consumer before it ends with
+    /// [`StateError::Lagged`](crate::StateError::Lagged). Default 1024; must
+    /// be at least 1.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use thread_safe_state::ThreadSafeState;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let state = ThreadSafeState::<u8>::builder().change_stream_capacity(64).build();
+    /// # }
+    /// ```
+    #[must_use]
+    pub fn change_stream_capacity(mut self, groups: usize) -> Self {
+        self.stream_capacity = groups;
+        self
+    }
+
     /// Builds the state and spawns its writer task on the current tokio
     /// runtime.
     ///
     /// # Panics
     ///
     /// Panics with the [`BuildError`] message when [`try_build`](Self::try_build)
-    /// would fail: outside a tokio runtime, with `mailbox_capacity(0)`, or with
-    /// an empty key in `initial_state`.
+    /// would fail: outside a tokio runtime, with `mailbox_capacity(0)` or
+    /// `change_stream_capacity(0)`, or with an empty key in `initial_state`.
     ///
     /// # Examples
     ///
@@ -167,6 +193,7 @@ impl<V: Send + Sync + 'static> Builder<V> {
     ///
     /// [`BuildError::NoRuntime`] outside a tokio runtime,
     /// [`BuildError::ZeroMailboxCapacity`] for `mailbox_capacity(0)`,
+    /// [`BuildError::ZeroChangeStreamCapacity`] for `change_stream_capacity(0)`,
     /// [`BuildError::EmptyKey`] for an empty key in `initial_state`.
     ///
     /// # Examples
@@ -198,6 +225,9 @@ impl<V: Send + Sync + 'static> Builder<V> {
         if self.mailbox_capacity == 0 {
             return Err(BuildError::ZeroMailboxCapacity);
         }
+        if self.stream_capacity == 0 {
+            return Err(BuildError::ZeroChangeStreamCapacity);
+        }
         Ok(())
     }
 
@@ -211,6 +241,7 @@ impl<V: Send + Sync + 'static> Builder<V> {
         let shared = Arc::new(Shared::new(
             Snapshot::new(Version::INITIAL, map),
             self.max_history,
+            self.stream_capacity,
         ));
         let (mailbox, inbox) = mpsc::channel(self.mailbox_capacity);
         let writer = Writer::new(inbox, Committer::new(Arc::clone(&shared)));
@@ -224,6 +255,7 @@ impl<V> fmt::Debug for Builder<V> {
             .field("initial_keys", &self.initial.len())
             .field("max_history", &self.max_history)
             .field("mailbox_capacity", &self.mailbox_capacity)
+            .field("change_stream_capacity", &self.stream_capacity)
             .finish_non_exhaustive()
     }
 }

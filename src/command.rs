@@ -1,7 +1,8 @@
 //! What a handle sends to the writer, and what the writer answers.
 
-use crate::error::StateError;
+use crate::error::{Precondition, StateError};
 use crate::sync::{oneshot, Arc};
+use crate::transaction::TransactionFn;
 use crate::Version;
 
 /// The closure of a [`modify`](crate::ThreadSafeState::modify).
@@ -9,13 +10,29 @@ pub(crate) type ModifyFn<V> = Box<dyn FnOnce(Option<&V>) -> Option<V> + Send>;
 
 /// One write, as the writer applies it. Keys are already validated.
 pub(crate) enum Op<V> {
-    Set { key: Arc<str>, value: V },
+    Set {
+        key: Arc<str>,
+        value: V,
+    },
     Update(Vec<(Arc<str>, V)>),
     Delete(Arc<str>),
     Clear,
-    Modify { key: Arc<str>, f: ModifyFn<V> },
+    Modify {
+        key: Arc<str>,
+        f: ModifyFn<V>,
+    },
     Retain(Vec<Arc<str>>),
     Rollback(Version),
+    SetIf {
+        key: Arc<str>,
+        value: V,
+        expected: Precondition,
+    },
+    DeleteIf {
+        key: Arc<str>,
+        expected: Precondition,
+    },
+    Transaction(TransactionFn<V>),
 }
 
 impl<V> Op<V> {
@@ -43,6 +60,28 @@ impl<V> Op<V> {
         Ok(Op::Modify {
             key: checked_key(key)?,
             f: Box::new(f),
+        })
+    }
+
+    pub(crate) fn set_if(
+        key: impl Into<Arc<str>>,
+        value: V,
+        expected: Precondition,
+    ) -> Result<Self, StateError> {
+        Ok(Op::SetIf {
+            key: checked_key(key)?,
+            value,
+            expected,
+        })
+    }
+
+    pub(crate) fn delete_if(
+        key: impl Into<Arc<str>>,
+        expected: Precondition,
+    ) -> Result<Self, StateError> {
+        Ok(Op::DeleteIf {
+            key: checked_key(key)?,
+            expected,
         })
     }
 

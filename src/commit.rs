@@ -24,13 +24,15 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use time::OffsetDateTime;
 
 use crate::command::{Applied, Command, ModifyFn, Op, Reply};
-use crate::error::StateError;
-use crate::history::{Change, Changes, Commit, Operation, RollbackDiff, Unreachable};
+use crate::error::{Precondition, StateError};
+use crate::history::{Change, Changes, Commit, CommitView, Operation, RollbackDiff, Unreachable};
 use crate::map::Map;
 use crate::metrics::Counters;
 use crate::shared::Shared;
-use crate::snapshot::Snapshot;
+use crate::snapshot::{Entry, Snapshot};
+use crate::stream::FeedItem;
 use crate::sync::{lock, oneshot, Arc};
+use crate::transaction::{TransactionFn, Write};
 use crate::Version;
 
 /// What a write command did: its operation and records, or why it failed.
@@ -51,6 +53,8 @@ pub(crate) struct Committer<V> {
     answers: Vec<Answer>,
     /// The group's latest recorded snapshot, until it is published.
     unpublished: Option<Snapshot<V>>,
+    /// The group's commits for change streams, sent after the publish.
+    streamed: Vec<CommitView<V>>,
     shared: Arc<Shared<V>>,
     /// Loom models only: an ordering bug on purpose, to prove the models
     /// catch it.
@@ -68,6 +72,7 @@ impl<V> Committer<V> {
             pending: Vec::new(),
             answers: Vec::new(),
             unpublished: None,
+            streamed: Vec::new(),
             shared,
             #[cfg(thread_safe_state_loom)]
             broken_order: BrokenOrder::None,
@@ -112,6 +117,12 @@ impl<V> Committer<V> {
             .snapshot
             .get_or_insert_with(|| Snapshot::new(self.version, self.map.clone()))
             .clone();
+        // Change streams get the commits even if the history will not keep
+        // them. A stream that subscribes after this check finds them in the
+        // history instead, which is pushed first.
+        if self.shared.feed.receiver_count() > 0 {
+            self.streamed.extend(self.pending.iter().map(Commit::view));
+        }
         lock(&self.shared.history).push(self.pending.drain(..));
         self.unpublished = Some(snapshot);
     }
@@ -131,6 +142,11 @@ impl<V> Committer<V> {
         }
         self.shared.current.store(Arc::clone(snapshot.inner()));
         self.shared.notifier.notify(snapshot);
+        if !self.streamed.is_empty() {
+            let group: FeedItem<V> = self.streamed.drain(..).collect();
+            // No receiver left is fine: nobody is streaming any more.
+            let _ = self.shared.feed.send(group);
+        }
     }
 
     /// Apply one command to the private map; nothing is visible to readers
@@ -157,6 +173,23 @@ impl<V> Committer<V> {
             Op::Modify { key, f } => self
                 .modify(key, f, next)
                 .map(|changes| (Operation::Modify, changes.into())),
+            Op::SetIf {
+                key,
+                value,
+                expected,
+            } => self.check(&key, expected).map(|()| {
+                (
+                    Operation::Conditional,
+                    Arc::new([self.write(key, value, next)]) as _,
+                )
+            }),
+            Op::DeleteIf { key, expected } => self.check(&key, expected).map(|()| {
+                let removed = self.remove(key).into_iter().collect();
+                (Operation::Conditional, removed)
+            }),
+            Op::Transaction(f) => self
+                .transaction(f, next)
+                .map(|changes| (Operation::Transaction, changes.into())),
         };
         match written {
             Err(error) => self.fail(error),
@@ -176,7 +209,13 @@ impl<V> Committer<V> {
     }
 
     fn fail(&self, error: StateError) -> Reply {
-        tracing::warn!(%error, "write command failed; state unchanged");
+        // A lost compare-and-set or an aborted transaction is a normal
+        // outcome of optimistic concurrency, not a fault worth a warning.
+        if matches!(error, StateError::Conflict { .. }) {
+            tracing::debug!(%error, "conditional write lost; state unchanged");
+        } else {
+            tracing::warn!(%error, "write command failed; state unchanged");
+        }
         Counters::bump(&self.shared.counters.failed);
         Err(error)
     }
@@ -286,6 +325,53 @@ impl<V> Committer<V> {
                 message: panic_message(payload.as_ref()),
             }),
         }
+    }
+
+    /// Whether `key` satisfies `expected`, else the conflict.
+    fn check(&self, key: &Arc<str>, expected: Precondition) -> Result<(), StateError> {
+        let found = self.map.get(key).map(Entry::modified);
+        if expected.holds(found) {
+            Ok(())
+        } else {
+            Err(StateError::Conflict {
+                key: key.to_string(),
+                expected,
+                found,
+            })
+        }
+    }
+
+    /// Run a transaction's closure against the current state, then apply
+    /// its writes in order. An abort or a panic changes nothing.
+    fn transaction(
+        &mut self,
+        f: TransactionFn<V>,
+        version: Version,
+    ) -> Result<Vec<Change<V>>, StateError> {
+        let snapshot = Snapshot::new(self.version, self.map.clone());
+        let outcome = catch_unwind(AssertUnwindSafe(|| f(&snapshot)));
+        // Release the snapshot's share of the map so writes stay in place.
+        drop(snapshot);
+        let writes = match outcome {
+            Ok(Some(writes)) => writes,
+            // Aborted: the caller finds its error in its abort slot.
+            Ok(None) => return Ok(Vec::new()),
+            Err(payload) => {
+                return Err(StateError::TransactionPanicked {
+                    message: panic_message(payload.as_ref()),
+                })
+            }
+        };
+        if writes.iter().any(|write| write.key().is_empty()) {
+            return Err(StateError::EmptyKey);
+        }
+        Ok(writes
+            .into_iter()
+            .filter_map(|write| match write {
+                Write::Set { key, value } => Some(self.write(key, value, version)),
+                Write::Delete { key } => self.remove(key),
+            })
+            .collect())
     }
 
     /// Adopt `target`'s map as the new version: O(1), entries and per-key

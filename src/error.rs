@@ -57,16 +57,80 @@ pub enum StateError {
         current: Version,
     },
 
-    /// A rollback target older than the history still retains.
+    /// A version older than the history still retains: for a rollback,
+    /// [`snapshot_at`](crate::ThreadSafeState::snapshot_at) or
+    /// [`changes_since`](crate::ThreadSafeState::changes_since).
     #[error(
-        "cannot roll back to version {target}: the oldest version still retained is \
+        "version {target} is no longer retained: the oldest version still retained is \
          {oldest_retained}; raise max_history to keep more"
     )]
     VersionCompacted {
         /// The version asked for.
         target: Version,
-        /// The oldest version a rollback can still reach.
+        /// The oldest version that can still be reached.
         oldest_retained: Version,
+    },
+
+    /// A version newer than the current one, asked of
+    /// [`snapshot_at`](crate::ThreadSafeState::snapshot_at) or
+    /// [`changes_since`](crate::ThreadSafeState::changes_since).
+    #[error("version {target} has not been committed yet: the current version is {current}")]
+    FutureVersion {
+        /// The version asked for.
+        target: Version,
+        /// The current version.
+        current: Version,
+    },
+
+    /// A conditional write's precondition did not hold; nothing was written.
+    #[error("conflict on key {key:?}: expected {expected}, found {}", FoundVersion(*found))]
+    Conflict {
+        /// The key of the conditional write.
+        key: String,
+        /// What the write required.
+        expected: Precondition,
+        /// The key's modified version when the write was applied, `None`
+        /// if the key was absent.
+        found: Option<Version>,
+    },
+
+    /// The closure given to [`transaction`](crate::ThreadSafeState::transaction)
+    /// panicked.
+    #[error("the transaction closure panicked: {message}; the state is unchanged")]
+    TransactionPanicked {
+        /// The panic payload, when it was a string.
+        message: String,
+    },
+
+    /// A [`wait_for_timeout`](crate::ThreadSafeState::wait_for_timeout) ran
+    /// out of time before the condition held.
+    #[error("the condition did not hold within {waited:?}; the last version seen was {last_seen}")]
+    Timeout {
+        /// How long it waited.
+        waited: std::time::Duration,
+        /// The newest version it checked.
+        last_seen: Version,
+    },
+
+    /// A change stream's consumer fell so far behind that changes it had
+    /// not read were dropped from its buffer. Nothing was skipped silently:
+    /// open a new stream with `changes_since(resume_from - 1)`.
+    #[error(
+        "the change stream fell behind and was closed; resume with changes_since({})",
+        resume_from.get().saturating_sub(1)
+    )]
+    Lagged {
+        /// The first version this consumer has not received.
+        resume_from: Version,
+    },
+
+    /// A value could not be converted to or from the requested type.
+    #[error("{}: {message}", match key { Some(key) => format!("key {key:?} has the wrong shape"), None => "the state does not fit the model".to_owned() })]
+    TypeMismatch {
+        /// The key whose value did not fit, if it was one key.
+        key: Option<String>,
+        /// What serde reported.
+        message: String,
     },
 
     /// The closure given to [`modify`](crate::ThreadSafeState::modify) panicked.
@@ -85,6 +149,124 @@ pub enum StateError {
         "the state's writer task has stopped (its tokio runtime shut down); the write was not applied"
     )]
     Closed,
+}
+
+/// What a conditional write requires of its key.
+///
+/// # Examples
+///
+/// ```
+/// use thread_safe_state::{Precondition, StateError, ThreadSafeState};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), StateError> {
+/// let state = ThreadSafeState::new();
+/// let v1 = state.set_if("leader", "agent-1", Precondition::Absent).await?;
+/// let lost = state.set_if("leader", "agent-2", Precondition::Absent).await;
+/// assert!(matches!(lost, Err(StateError::Conflict { found: Some(v), .. }) if v == v1));
+/// state.set_if("leader", "agent-3", Precondition::ModifiedAt(v1)).await?;
+/// assert_eq!(state.get("leader").as_deref(), Some(&"agent-3"));
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Precondition {
+    /// The key must be absent.
+    Absent,
+    /// The key must be present.
+    Exists,
+    /// The key must be present and last written at exactly this version
+    /// (see [`Snapshot::modified_version`](crate::Snapshot::modified_version)).
+    ModifiedAt(Version),
+}
+
+impl Precondition {
+    /// Whether a key whose modified version is `found` satisfies it.
+    pub(crate) fn holds(self, found: Option<Version>) -> bool {
+        match self {
+            Precondition::Absent => found.is_none(),
+            Precondition::Exists => found.is_some(),
+            Precondition::ModifiedAt(version) => found == Some(version),
+        }
+    }
+}
+
+impl fmt::Display for Precondition {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Precondition::Absent => f.write_str("the key to be absent"),
+            Precondition::Exists => f.write_str("the key to exist"),
+            Precondition::ModifiedAt(v) => write!(f, "the key to be last modified at version {v}"),
+        }
+    }
+}
+
+/// Displays a key's modified version, or that it was absent.
+struct FoundVersion(Option<Version>);
+
+impl fmt::Display for FoundVersion {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            Some(version) => write!(f, "it last modified at version {version}"),
+            None => f.write_str("it absent"),
+        }
+    }
+}
+
+/// Why a [`transaction`](crate::ThreadSafeState::transaction) did not commit.
+///
+/// # Examples
+///
+/// ```
+/// use thread_safe_state::{ThreadSafeState, TransactionError};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let state = ThreadSafeState::<i64>::new();
+/// let result = state
+///     .transaction(|snapshot| {
+///         let balance = snapshot.get("balance").map_or(0, |b| *b);
+///         if balance < 10 {
+///             return Err("insufficient funds");
+///         }
+///         Ok(vec![])
+///     })
+///     .await;
+/// assert!(matches!(result, Err(TransactionError::Aborted("insufficient funds"))));
+/// # }
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum TransactionError<E> {
+    /// The closure returned this error; nothing was written.
+    Aborted(E),
+    /// The state refused the transaction; nothing was written.
+    State(StateError),
+}
+
+impl<E: fmt::Display> fmt::Display for TransactionError<E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TransactionError::Aborted(error) => write!(f, "transaction aborted: {error}"),
+            TransactionError::State(error) => fmt::Display::fmt(error, f),
+        }
+    }
+}
+
+impl<E: std::error::Error + 'static> std::error::Error for TransactionError<E> {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            TransactionError::Aborted(error) => Some(error),
+            TransactionError::State(error) => Some(error),
+        }
+    }
+}
+
+impl<E> From<StateError> for TransactionError<E> {
+    fn from(error: StateError) -> Self {
+        TransactionError::State(error)
+    }
 }
 
 /// Why a [`Builder`](crate::Builder) could not build a state.
@@ -111,6 +293,10 @@ pub enum BuildError {
     /// `mailbox_capacity(0)`.
     #[error("mailbox_capacity must be at least 1")]
     ZeroMailboxCapacity,
+
+    /// `change_stream_capacity(0)`.
+    #[error("change_stream_capacity must be at least 1")]
+    ZeroChangeStreamCapacity,
 
     /// The initial state had an empty key.
     #[error("initial_state has an empty key: keys must not be empty")]

@@ -12,6 +12,7 @@ use std::collections::VecDeque;
 use serde::Serialize;
 use time::OffsetDateTime;
 
+use crate::error::StateError;
 use crate::map::Map;
 use crate::snapshot::{Entry, Snapshot};
 use crate::sync::{Arc, OnceLock};
@@ -44,6 +45,11 @@ pub enum Operation {
     /// [`rollback`](crate::ThreadSafeState::rollback): one record per key whose
     /// value the rollback changed.
     Rollback,
+    /// [`set_if`](crate::ThreadSafeState::set_if) or
+    /// [`delete_if`](crate::ThreadSafeState::delete_if).
+    Conditional,
+    /// [`transaction`](crate::ThreadSafeState::transaction): one record per write.
+    Transaction,
 }
 
 /// One key's change in one commit: who changed what, from what, to what, when.
@@ -199,6 +205,19 @@ pub(crate) enum Unreachable {
     Compacted { oldest_retained: Version },
 }
 
+impl Unreachable {
+    /// The error a caller sees for asking about `target`.
+    pub(crate) fn into_error(self, target: Version, current: Version) -> StateError {
+        match self {
+            Unreachable::Compacted { oldest_retained } => StateError::VersionCompacted {
+                target,
+                oldest_retained,
+            },
+            Unreachable::Future => StateError::FutureVersion { target, current },
+        }
+    }
+}
+
 /// The bounded history.
 ///
 /// Logically it keeps the last `max_history` commits. Physically it keeps a
@@ -319,8 +338,8 @@ impl<V> History<V> {
         Ok(Snapshot::new(version, map))
     }
 
-    /// What [`Self::records`] needs from the retained commits, taken under
-    /// the lock so that building the records happens outside it.
+    /// What [`Window::records`] needs from the retained commits, taken
+    /// under the lock so that building the records happens outside it.
     pub(crate) fn window(&self) -> Window<V> {
         let skip = self.commits.len() - self.retained_commits();
         Window {
@@ -329,15 +348,16 @@ impl<V> History<V> {
                 .iter()
                 .skip(skip)
                 .rev()
-                .map(|commit| CommitView {
-                    version: commit.version,
-                    timestamp: commit.timestamp,
-                    operation: commit.operation,
-                    changed_by: commit.changed_by.clone(),
-                    changes: commit.changes.clone(),
-                })
+                .map(Commit::view)
                 .collect(),
         }
+    }
+
+    /// The commits after `version`, oldest first. `version` must be retained.
+    pub(crate) fn views_after(&self, version: Version) -> VecDeque<CommitView<V>> {
+        debug_assert!(version >= self.oldest_retained());
+        let skip = (version.get() - self.base.version().get()) as usize;
+        self.commits.iter().skip(skip).map(Commit::view).collect()
     }
 
     /// Change records retained, if known without computing rollback diffs.
@@ -353,12 +373,107 @@ impl<V> History<V> {
 }
 
 /// A commit's metadata and changes, cheap to clone out of the history.
-struct CommitView<V> {
-    version: Version,
+pub(crate) struct CommitView<V> {
+    pub(crate) version: Version,
     timestamp: OffsetDateTime,
     operation: Operation,
     changed_by: Option<Arc<str>>,
     changes: Changes<V>,
+}
+
+impl<V> Commit<V> {
+    pub(crate) fn view(&self) -> CommitView<V> {
+        CommitView {
+            version: self.version,
+            timestamp: self.timestamp,
+            operation: self.operation,
+            changed_by: self.changed_by.clone(),
+            changes: self.changes.clone(),
+        }
+    }
+}
+
+impl<V> Clone for CommitView<V> {
+    fn clone(&self) -> Self {
+        CommitView {
+            version: self.version,
+            timestamp: self.timestamp,
+            operation: self.operation,
+            changed_by: self.changed_by.clone(),
+            changes: self.changes.clone(),
+        }
+    }
+}
+
+impl<V> CommitView<V> {
+    /// The commit's changes in the order they were made (a rollback's
+    /// computed on first read).
+    fn changes(&self) -> &[Change<V>] {
+        match &self.changes {
+            Changes::Written(changes) => changes,
+            Changes::Rollback(diff) => diff.changes(),
+        }
+    }
+
+    fn record(&self, change: &Change<V>) -> ChangeRecord<V> {
+        ChangeRecord {
+            version: self.version,
+            timestamp: self.timestamp,
+            key: change.key.to_string(),
+            operation: self.operation,
+            old_value: change.old.clone(),
+            new_value: change.new.clone(),
+            changed_by: self.changed_by.as_deref().map(str::to_owned),
+        }
+    }
+
+    /// The whole commit as a [`ChangeSet`].
+    pub(crate) fn change_set(&self) -> ChangeSet<V> {
+        ChangeSet {
+            version: self.version,
+            timestamp: self.timestamp,
+            operation: self.operation,
+            changed_by: self.changed_by.as_deref().map(str::to_owned),
+            records: self.changes().iter().map(|c| self.record(c)).collect(),
+        }
+    }
+}
+
+/// Every record of one commit, as a change stream delivers it: one
+/// version, never split.
+///
+/// # Examples
+///
+/// ```
+/// use thread_safe_state::{Operation, ThreadSafeState, Version};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), thread_safe_state::StateError> {
+/// let state = ThreadSafeState::new();
+/// let mut changes = state.changes_since(Version::INITIAL)?;
+/// state.update([("a", 1), ("b", 2)]).await?;
+/// let set = changes.next().await.unwrap()?;
+/// assert_eq!(set.version, Version::new(1));
+/// assert_eq!(set.operation, Operation::Update);
+/// assert_eq!(set.records.len(), 2);
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[non_exhaustive]
+pub struct ChangeSet<V> {
+    /// The version the commit created.
+    pub version: Version,
+    /// When the writer committed it (UTC).
+    #[serde(with = "time::serde::rfc3339")]
+    pub timestamp: OffsetDateTime,
+    /// The kind of write.
+    pub operation: Operation,
+    /// The agent id of the handle that wrote it.
+    pub changed_by: Option<String>,
+    /// Its records, in the order the keys were written (sorted by key for
+    /// clear, retain and rollback). A rollback to identical contents has none.
+    pub records: Vec<ChangeRecord<V>>,
 }
 
 /// The retained commits, newest first, detached from the history lock.
@@ -369,27 +484,18 @@ pub(crate) struct Window<V> {
 impl<V> Window<V> {
     /// Change records, most recent first, optionally for one key and at most `limit`.
     pub(crate) fn records(&self, key: Option<&str>, limit: Option<usize>) -> Vec<ChangeRecord<V>> {
-        let limit = limit.unwrap_or(usize::MAX);
         self.commits
             .iter()
             .flat_map(|commit| {
-                let changes = match &commit.changes {
-                    Changes::Written(changes) => &changes[..],
-                    Changes::Rollback(diff) => diff.changes(),
-                };
-                changes.iter().rev().map(move |change| (commit, change))
+                commit
+                    .changes()
+                    .iter()
+                    .rev()
+                    .map(move |change| (commit, change))
             })
             .filter(|(_, change)| key.is_none_or(|k| *change.key == *k))
-            .take(limit)
-            .map(|(commit, change)| ChangeRecord {
-                version: commit.version,
-                timestamp: commit.timestamp,
-                key: change.key.to_string(),
-                operation: commit.operation,
-                old_value: change.old.clone(),
-                new_value: change.new.clone(),
-                changed_by: commit.changed_by.as_deref().map(str::to_owned),
-            })
+            .take(limit.unwrap_or(usize::MAX))
+            .map(|(commit, change)| commit.record(change))
             .collect()
     }
 }

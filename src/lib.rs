@@ -85,6 +85,7 @@ mod blocking;
 mod builder;
 mod command;
 mod commit;
+mod conditional;
 mod error;
 mod history;
 mod map;
@@ -92,8 +93,11 @@ mod metrics;
 mod shared;
 mod snapshot;
 mod state;
+mod stream;
 mod sync;
+mod transaction;
 mod version;
+mod waiting;
 mod writer;
 
 #[cfg(thread_safe_state_loom)]
@@ -102,10 +106,15 @@ mod writer;
 pub mod __loom;
 
 pub use blocking::Blocking;
-pub use builder::{Builder, DEFAULT_MAILBOX_CAPACITY, DEFAULT_MAX_HISTORY};
-pub use error::{BuildError, StateError};
-pub use history::{ChangeRecord, Operation};
+pub use builder::{
+    Builder, DEFAULT_CHANGE_STREAM_CAPACITY, DEFAULT_MAILBOX_CAPACITY, DEFAULT_MAX_HISTORY,
+};
+pub use error::{BuildError, Precondition, StateError, TransactionError};
+pub use history::{ChangeRecord, ChangeSet, Operation};
 pub use metrics::Metrics;
 pub use snapshot::{Entry, Snapshot};
 pub use state::ThreadSafeState;
+pub use stream::ChangeStream;
+pub use transaction::Write;
 pub use version::Version;
+pub use waiting::KeyWatch;

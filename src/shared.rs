@@ -3,7 +3,8 @@
 use crate::history::History;
 use crate::metrics::Counters;
 use crate::snapshot::{Snapshot, SnapshotInner};
-use crate::sync::{Mutex, Notifier, SnapshotCell};
+use crate::stream::FeedItem;
+use crate::sync::{broadcast, Mutex, Notifier, SnapshotCell};
 
 /// The state every handle and the writer point at.
 ///
@@ -19,15 +20,18 @@ pub(crate) struct Shared<V> {
     /// push or a lookup, never while user code runs.
     pub(crate) history: Mutex<History<V>>,
     pub(crate) counters: Counters,
+    /// Each group commit's commits, for change streams.
+    pub(crate) feed: broadcast::Sender<FeedItem<V>>,
 }
 
 impl<V> Shared<V> {
-    pub(crate) fn new(initial: Snapshot<V>, max_history: usize) -> Self {
+    pub(crate) fn new(initial: Snapshot<V>, max_history: usize, stream_capacity: usize) -> Self {
         Self {
             current: SnapshotCell::new(crate::sync::Arc::clone(initial.inner())),
             notifier: Notifier::new(initial.clone()),
             history: Mutex::new(History::new(max_history, initial)),
             counters: Counters::default(),
+            feed: broadcast::Sender::new(stream_capacity),
         }
     }
 }

@@ -113,7 +113,6 @@ impl<V> ThreadSafeState<V> {
         }
     }
 
-    #[cfg(thread_safe_state_loom)]
     pub(crate) fn shared(&self) -> &Arc<Shared<V>> {
         &self.shared
     }
@@ -333,6 +332,46 @@ impl<V> ThreadSafeState<V> {
         Snapshot::from_inner(self.shared.current.load_full())
     }
 
+    /// The whole state as it was at a retained `version` (time travel).
+    ///
+    /// O(1) for a version that was published (the last write of each group
+    /// commit, and every version when writes are not concurrent); any other
+    /// retained version is rebuilt by replaying at most one group's writes.
+    ///
+    /// # Errors
+    ///
+    /// [`StateError::VersionCompacted`] for a version older than the history
+    /// retains (naming the oldest one it does);
+    /// [`StateError::FutureVersion`] for a version not committed yet.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use thread_safe_state::{StateError, ThreadSafeState, Version};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), StateError> {
+    /// let state = ThreadSafeState::new();
+    /// let v1 = state.set("phase", "parse").await?;
+    /// state.set("phase", "generate").await?;
+    ///
+    /// let then = state.snapshot_at(v1)?;
+    /// assert_eq!(then.get("phase").as_deref(), Some(&"parse"));
+    /// assert!(state.snapshot_at(Version::INITIAL)?.is_empty());
+    /// assert!(matches!(
+    ///     state.snapshot_at(Version::new(9)),
+    ///     Err(StateError::FutureVersion { .. })
+    /// ));
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn snapshot_at(&self, version: Version) -> Result<Snapshot<V>, StateError> {
+        let history = lock(&self.shared.history);
+        history
+            .snapshot_at(version)
+            .map_err(|unreachable| unreachable.into_error(version, history.current_version()))
+    }
+
     /// Change records, most recent first: all of them, or those of `key`,
     /// at most `limit`.
     ///
@@ -493,7 +532,7 @@ impl<V> ThreadSafeState<V> {
     }
 
     /// Send one command and wait for its answer.
-    async fn submit(&self, op: Op<V>) -> Reply {
+    pub(crate) async fn submit(&self, op: Op<V>) -> Reply {
         let (reply, answer) = oneshot::channel();
         let command = self.command(op, reply);
         self.mailbox

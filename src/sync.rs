@@ -159,4 +159,4 @@ impl<T> Notifier<T> {
     }
 }
 
-pub(crate) use tokio::sync::{mpsc, oneshot};
+pub(crate) use tokio::sync::{broadcast, mpsc, oneshot};

@@ -199,9 +199,10 @@ impl Model {
         let current = self.version();
         let unchanged = |model: &Model| Outcome::Version(model.version());
         match write {
-            Write::Set(k, v) => {
-                Outcome::Version(self.write_entries(Operation::Set, vec![(KEYS[*k], Some(*v))]).unwrap())
-            }
+            Write::Set(k, v) => Outcome::Version(
+                self.write_entries(Operation::Set, vec![(KEYS[*k], Some(*v))])
+                    .unwrap(),
+            ),
             Write::Update(items) => {
                 let items = items.iter().map(|(k, v)| (KEYS[*k], Some(*v))).collect();
                 match self.write_entries(Operation::Update, items) {
@@ -209,9 +210,10 @@ impl Model {
                     None => unchanged(self),
                 }
             }
-            Write::Delete(k) => {
-                Outcome::Deleted(self.write_entries(Operation::Delete, vec![(KEYS[*k], None)]).is_some())
-            }
+            Write::Delete(k) => Outcome::Deleted(
+                self.write_entries(Operation::Delete, vec![(KEYS[*k], None)])
+                    .is_some(),
+            ),
             Write::Clear => {
                 let keys = self.current().keys().map(|k| (*k, None)).collect();
                 match self.write_entries(Operation::Clear, keys) {
@@ -263,12 +265,19 @@ impl Model {
                 }
                 let before = self.current().clone();
                 let after = self.versions[target as usize].clone();
-                let mut keys: Vec<&'static str> = before.keys().chain(after.keys()).copied().collect();
+                let mut keys: Vec<&'static str> =
+                    before.keys().chain(after.keys()).copied().collect();
                 keys.sort_unstable();
                 keys.dedup();
                 let changes = keys
                     .into_iter()
-                    .map(|k| (k, before.get(k).map(|e| e.value), after.get(k).map(|e| e.value)))
+                    .map(|k| {
+                        (
+                            k,
+                            before.get(k).map(|e| e.value),
+                            after.get(k).map(|e| e.value),
+                        )
+                    })
                     .filter(|(_, old, new)| old.map(|v| v.id) != new.map(|v| v.id))
                     .collect();
                 Outcome::Version(self.commit(after, Operation::Rollback, changes))
@@ -301,7 +310,12 @@ fn rollback_target(write: &Write, base: u64) -> u64 {
 
 /// Runs one write against the state; the value ids are assigned by the
 /// model, so the state stores (id, number) pairs too.
-async fn run(state: ThreadSafeState<Value>, write: Write, rollback_base: u64, ids: Vec<Value>) -> Outcome {
+async fn run(
+    state: ThreadSafeState<Value>,
+    write: Write,
+    rollback_base: u64,
+    ids: Vec<Value>,
+) -> Outcome {
     let mut ids = ids.into_iter();
     let mut next = || ids.next().expect("model assigned an id");
     let to_outcome = |r: Result<Version, StateError>| match r {
@@ -333,9 +347,11 @@ async fn run(state: ThreadSafeState<Value>, write: Write, rollback_base: u64, id
         Write::ModifyDelete(k) => to_outcome(state.modify(KEYS[k], |_| None).await),
         Write::ModifyPanic(k) => to_outcome(state.modify(KEYS[k], |_| panic!("injected")).await),
         Write::Retain(keep) => to_outcome(state.retain(keep.iter().map(|k| KEYS[*k])).await),
-        Write::RollbackBack(_) | Write::RollbackAhead(_) => {
-            to_outcome(state.rollback(Version::new(rollback_target(&write, rollback_base))).await)
-        }
+        Write::RollbackBack(_) | Write::RollbackAhead(_) => to_outcome(
+            state
+                .rollback(Version::new(rollback_target(&write, rollback_base)))
+                .await,
+        ),
     }
 }
 
@@ -389,13 +405,19 @@ fn check_state(state: &ThreadSafeState<Value>, model: &Model) -> Result<(), Test
             )
         })
         .collect();
-    let expected: BTreeMap<String, ModelEntry> =
-        model.current().iter().map(|(k, e)| (k.to_string(), *e)).collect();
+    let expected: BTreeMap<String, ModelEntry> = model
+        .current()
+        .iter()
+        .map(|(k, e)| (k.to_string(), *e))
+        .collect();
     prop_assert_eq!(actual, expected);
     let history: Vec<ModelRecord> = state.history(None, None).iter().map(record_of).collect();
     prop_assert_eq!(history, model.history(None, None));
     let metrics = state.metrics();
-    prop_assert_eq!(metrics.history_len as u64, model.version() - model.oldest_retained());
+    prop_assert_eq!(
+        metrics.history_len as u64,
+        model.version() - model.oldest_retained()
+    );
     Ok(())
 }
 
@@ -415,9 +437,13 @@ fn quiet_injected_panics() {
 
 fn check_sequence(max_history: usize, steps: Vec<Step>) -> Result<(), TestCaseError> {
     quiet_injected_panics();
-    let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
     runtime.block_on(async {
-        let state = ThreadSafeState::<Value>::builder().max_history(max_history).build();
+        let state = ThreadSafeState::<Value>::builder()
+            .max_history(max_history)
+            .build();
         let mut model = Model::new(max_history);
         for step in steps {
             let base = model.version();
@@ -470,4 +496,3 @@ proptest! {
         check_sequence(max_history, steps)?;
     }
 }
-

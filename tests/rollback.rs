@@ -216,5 +216,8 @@ async fn a_rollback_can_target_a_version_committed_earlier_in_its_group() {
     }
     assert_eq!(rollback.await.unwrap(), Ok(Version::new(4)));
     assert_eq!(state.get("k").as_deref(), Some(&2));
-    assert_eq!(state.snapshot().modified_version("k"), Some(Version::new(2)));
+    assert_eq!(
+        state.snapshot().modified_version("k"),
+        Some(Version::new(2))
+    );
 }

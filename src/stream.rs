@@ -1,0 +1,212 @@
+//! Change streams: every commit after a version, from the retained history
+//! and then live, in version order, each version once.
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use futures_core::Stream;
+
+use crate::error::StateError;
+use crate::history::{ChangeSet, CommitView};
+use crate::state::ThreadSafeState;
+use crate::sync::{broadcast, lock, Arc};
+use crate::Version;
+
+/// One group commit's commits, as the writer broadcasts them.
+pub(crate) type FeedItem<V> = Arc<[CommitView<V>]>;
+
+/// The pending receive of the live feed; it owns the receiver and hands
+/// it back, so the stream needs no self-reference.
+type Receiving<V> = Pin<
+    Box<
+        dyn Future<
+                Output = (
+                    Result<FeedItem<V>, broadcast::error::RecvError>,
+                    broadcast::Receiver<FeedItem<V>>,
+                ),
+            > + Send,
+    >,
+>;
+
+fn receive<V: Send + Sync + 'static>(mut feed: broadcast::Receiver<FeedItem<V>>) -> Receiving<V> {
+    Box::pin(async move {
+        let item = feed.recv().await;
+        (item, feed)
+    })
+}
+
+impl<V: Send + Sync + 'static> ThreadSafeState<V> {
+    /// Every commit after `version`, as a [`Stream`] of [`ChangeSet`]s:
+    /// first the retained history, then live commits as they happen, in
+    /// version order, each version exactly once and never split.
+    ///
+    /// The stream buffers up to the builder's `change_stream_capacity`
+    /// group commits for a slow consumer; past that it ends with
+    /// [`StateError::Lagged`], naming the first version it did not deliver,
+    /// instead of skipping anything. It ends (`None`) when every handle of
+    /// the state is dropped.
+    ///
+    /// # Errors
+    ///
+    /// [`StateError::VersionCompacted`] if commits after `version` are no
+    /// longer retained (the error names the oldest version to start from);
+    /// [`StateError::FutureVersion`] if `version` is not committed yet.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use thread_safe_state::{ThreadSafeState, Version};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), thread_safe_state::StateError> {
+    /// let state = ThreadSafeState::new();
+    /// state.set("a", 1).await?; // version 1, already in the history
+    /// let mut changes = state.changes_since(Version::INITIAL)?;
+    /// state.set("b", 2).await?; // version 2, live
+    ///
+    /// let first = changes.next().await.unwrap()?;
+    /// let second = changes.next().await.unwrap()?;
+    /// assert_eq!((first.version.get(), second.version.get()), (1, 2));
+    /// assert_eq!(second.records[0].key, "b");
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn changes_since(&self, version: Version) -> Result<ChangeStream<V>, StateError> {
+        // Subscribe before reading the history: a commit is pushed to the
+        // history before it is broadcast, so everything after `version` is
+        // in one or the other (or both; the stream skips repeats).
+        let feed = self.shared().feed.subscribe();
+        let history = lock(&self.shared().history);
+        let current = history.current_version();
+        if version > current {
+            return Err(StateError::FutureVersion {
+                target: version,
+                current,
+            });
+        }
+        let oldest_retained = history.oldest_retained();
+        if version < oldest_retained {
+            return Err(StateError::VersionCompacted {
+                target: version,
+                oldest_retained,
+            });
+        }
+        let backlog = history.views_after(version);
+        drop(history);
+        Ok(ChangeStream {
+            backlog,
+            next: version.next(),
+            receiving: Some(receive(feed)),
+        })
+    }
+}
+
+/// The commits of a state after some version; made by
+/// [`ThreadSafeState::changes_since`].
+///
+/// A [`Stream`]; [`next`](Self::next) reads it without a stream library.
+/// Like a `watch::Receiver`, it does not keep the state alive.
+pub struct ChangeStream<V> {
+    /// Commits not yet delivered, oldest first: the history backlog, then
+    /// each live group as it arrives.
+    backlog: VecDeque<CommitView<V>>,
+    /// The next version to deliver; anything older is a repeat.
+    next: Version,
+    /// `None` once the stream has ended.
+    receiving: Option<Receiving<V>>,
+}
+
+impl<V: Send + Sync + 'static> ChangeStream<V> {
+    /// The next commit, an error that ends the stream, or `None` once the
+    /// state is gone.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: a commit is taken from the stream only when returned.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use thread_safe_state::{ThreadSafeState, Version};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), thread_safe_state::StateError> {
+    /// let state = ThreadSafeState::new();
+    /// let mut changes = state.changes_since(state.version())?;
+    /// state.set("k", 1).await?;
+    /// drop(state);
+    /// assert_eq!(changes.next().await.unwrap()?.version, Version::new(1));
+    /// assert!(changes.next().await.is_none()); // the state is gone
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn next(&mut self) -> Option<Result<ChangeSet<V>, StateError>> {
+        std::future::poll_fn(|cx| Pin::new(&mut *self).poll_next(cx)).await
+    }
+
+    /// The first version this stream has not delivered yet.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use thread_safe_state::{ThreadSafeState, Version};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), thread_safe_state::StateError> {
+    /// let state = ThreadSafeState::<u8>::new();
+    /// let changes = state.changes_since(Version::INITIAL)?;
+    /// assert_eq!(changes.next_version(), Version::new(1));
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn next_version(&self) -> Version {
+        self.next
+    }
+}
+
+impl<V: Send + Sync + 'static> Stream for ChangeStream<V> {
+    type Item = Result<ChangeSet<V>, StateError>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = &mut *self;
+        loop {
+            while let Some(commit) = this.backlog.pop_front() {
+                if commit.version >= this.next {
+                    this.next = commit.version.next();
+                    return Poll::Ready(Some(Ok(commit.change_set())));
+                }
+            }
+            let Some(receiving) = this.receiving.as_mut() else {
+                return Poll::Ready(None);
+            };
+            let (item, feed) = std::task::ready!(receiving.as_mut().poll(cx));
+            this.receiving = Some(receive(feed));
+            match item {
+                Ok(group) => this.backlog.extend(group.iter().cloned()),
+                Err(broadcast::error::RecvError::Lagged(_)) => {
+                    this.receiving = None;
+                    return Poll::Ready(Some(Err(StateError::Lagged {
+                        resume_from: this.next,
+                    })));
+                }
+                Err(broadcast::error::RecvError::Closed) => {
+                    this.receiving = None;
+                    return Poll::Ready(None);
+                }
+            }
+        }
+    }
+}
+
+impl<V> fmt::Debug for ChangeStream<V> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ChangeStream")
+            .field("next", &self.next)
+            .field("buffered", &self.backlog.len())
+            .field("ended", &self.receiving.is_none())
+            .finish()
+    }
+}
