@@ -263,6 +263,33 @@ impl<E: std::error::Error + 'static> std::error::Error for TransactionError<E> {
     }
 }
 
+/// A transaction that cannot abort fails only with a [`StateError`], so `?`
+/// can turn its error into one.
+///
+/// # Examples
+///
+/// ```
+/// use std::convert::Infallible;
+/// use thread_safe_state::{StateError, ThreadSafeState, Write};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), StateError> {
+/// let state = ThreadSafeState::new();
+/// state
+///     .transaction(|_| Ok::<_, Infallible>(vec![Write::set("k", 1)]))
+///     .await?;
+/// # Ok(())
+/// # }
+/// ```
+impl From<TransactionError<std::convert::Infallible>> for StateError {
+    fn from(error: TransactionError<std::convert::Infallible>) -> Self {
+        match error {
+            TransactionError::Aborted(never) => match never {},
+            TransactionError::State(error) => error,
+        }
+    }
+}
+
 impl<E> From<StateError> for TransactionError<E> {
     fn from(error: StateError) -> Self {
         TransactionError::State(error)

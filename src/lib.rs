@@ -31,6 +31,24 @@
 //! Not promised: durability. The state lives in memory and is gone when the
 //! process exits.
 //!
+//! # Coordinating agents
+//!
+//! - Conditional writes on per-key versions:
+//!   [`set_if`](ThreadSafeState::set_if), [`delete_if`](ThreadSafeState::delete_if)
+//!   with a [`Precondition`]; a lost race is a typed [`StateError::Conflict`].
+//! - [`transaction`](ThreadSafeState::transaction): read a snapshot, return
+//!   [`Write`]s, committed as one version, or abort with your own error.
+//! - Waiting instead of polling: [`wait_for`](ThreadSafeState::wait_for),
+//!   [`wait_for_timeout`](ThreadSafeState::wait_for_timeout),
+//!   [`watch_key`](ThreadSafeState::watch_key), [`subscribe`](ThreadSafeState::subscribe).
+//! - [`changes_since`](ThreadSafeState::changes_since): a stream of every
+//!   commit after a version, history first, then live.
+//! - [`snapshot_at`](ThreadSafeState::snapshot_at): the state at any
+//!   retained version.
+//! - Typed models over `serde_json::Value` state: [`AgentCoordinationState`],
+//!   [`CodeGenerationState`], [`load_model`](ThreadSafeState::load_model),
+//!   [`get_as`](ThreadSafeState::get_as), [`Snapshot::to_model`].
+//!
 //! # How it works, and the trade-offs
 //!
 //! The state is an `Arc` of a persistent hash map (a HAMT with structural
@@ -90,6 +108,7 @@ mod error;
 mod history;
 mod map;
 mod metrics;
+mod models;
 mod shared;
 mod snapshot;
 mod state;
@@ -112,6 +131,7 @@ pub use builder::{
 pub use error::{BuildError, Precondition, StateError, TransactionError};
 pub use history::{ChangeRecord, ChangeSet, Operation};
 pub use metrics::Metrics;
+pub use models::{AgentCoordinationState, CodeGenerationState};
 pub use snapshot::{Entry, Snapshot};
 pub use state::ThreadSafeState;
 pub use stream::ChangeStream;

@@ -4,6 +4,7 @@ use std::fmt;
 
 use serde::ser::{Serialize, SerializeMap, SerializeStruct, Serializer};
 
+use crate::error::StateError;
 use crate::map::Map;
 use crate::sync::Arc;
 use crate::Version;
@@ -374,6 +375,16 @@ impl<V> Snapshot<V> {
         let mut entries: Vec<_> = self.iter().collect();
         entries.sort_unstable_by(|a, b| a.0.cmp(b.0));
         entries
+    }
+}
+
+/// The error for a required `key` that `map` lacks, listing the keys it has.
+pub(crate) fn missing_key<V>(map: &Map<V>, key: &str) -> StateError {
+    let mut available: Vec<String> = map.keys().map(|key| key.to_string()).collect();
+    available.sort_unstable();
+    StateError::KeyNotFound {
+        key: key.to_owned(),
+        available,
     }
 }
 

@@ -12,7 +12,7 @@ use crate::error::StateError;
 use crate::history::ChangeRecord;
 use crate::metrics::{Counters, Metrics};
 use crate::shared::Shared;
-use crate::snapshot::{Snapshot, SnapshotInner};
+use crate::snapshot::{missing_key, Snapshot, SnapshotInner};
 use crate::sync::{lock, mpsc, oneshot, Arc};
 use crate::Version;
 
@@ -171,15 +171,7 @@ impl<V> ThreadSafeState<V> {
     pub fn get_required(&self, key: &str) -> Result<Arc<V>, StateError> {
         self.read(|current| match current.map.get(key) {
             Some(entry) => Ok(Arc::clone(entry.value())),
-            None => {
-                let mut available: Vec<String> =
-                    current.map.keys().map(|key| key.to_string()).collect();
-                available.sort_unstable();
-                Err(StateError::KeyNotFound {
-                    key: key.to_owned(),
-                    available,
-                })
-            }
+            None => Err(missing_key(&current.map, key)),
         })
     }
 
