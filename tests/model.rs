@@ -10,7 +10,10 @@
 use std::collections::BTreeMap;
 
 use proptest::prelude::*;
-use thread_safe_state::{ChangeRecord, Operation, StateError, ThreadSafeState, Version};
+use thread_safe_state::{
+    ChangeRecord, Operation, Precondition, StateError, ThreadSafeState, TransactionError, Version,
+    Write as TsWrite,
+};
 
 /// A value: a unique id per write, and the number written.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -36,6 +39,29 @@ enum Write {
     RollbackBack(u64),
     /// Roll back to a version this far in the future.
     RollbackAhead(u64),
+    SetIf(usize, i64, PreKind),
+    DeleteIf(usize, PreKind),
+    /// A transaction's writes, and whether its closure aborts instead.
+    Transaction(Vec<TxWrite>, bool),
+}
+
+/// A precondition, resolved against the model when the command is built.
+#[derive(Clone, Debug)]
+enum PreKind {
+    Absent,
+    Exists,
+    /// The key's current modified version (version 0 if absent).
+    Current,
+    /// An arbitrary version, most likely wrong.
+    At(u64),
+}
+
+#[derive(Clone, Debug)]
+enum TxWrite {
+    Set(usize, i64),
+    /// Set the key to its value in the transaction's snapshot plus this.
+    Add(usize, i64),
+    Delete(usize),
 }
 
 #[derive(Clone, Debug)]
@@ -59,6 +85,28 @@ fn write() -> impl Strategy<Value = Write> {
         1 => prop::collection::vec(key.clone(), 0..3).prop_map(Write::Retain),
         3 => (0u64..12).prop_map(Write::RollbackBack),
         1 => (1u64..3).prop_map(Write::RollbackAhead),
+        2 => (key.clone(), -50i64..50, pre_kind()).prop_map(|(k, v, p)| Write::SetIf(k, v, p)),
+        1 => (key.clone(), pre_kind()).prop_map(|(k, p)| Write::DeleteIf(k, p)),
+        2 => (prop::collection::vec(tx_write(), 0..4), prop::bool::weighted(0.2))
+            .prop_map(|(w, abort)| Write::Transaction(w, abort)),
+    ]
+}
+
+fn pre_kind() -> impl Strategy<Value = PreKind> {
+    prop_oneof![
+        1 => Just(PreKind::Absent),
+        1 => Just(PreKind::Exists),
+        3 => Just(PreKind::Current),
+        1 => (0u64..20).prop_map(PreKind::At),
+    ]
+}
+
+fn tx_write() -> impl Strategy<Value = TxWrite> {
+    let key = 0..KEYS.len();
+    prop_oneof![
+        (key.clone(), -50i64..50).prop_map(|(k, v)| TxWrite::Set(k, v)),
+        (key.clone(), 1i64..5).prop_map(|(k, d)| TxWrite::Add(k, d)),
+        key.prop_map(TxWrite::Delete),
     ]
 }
 
@@ -96,6 +144,7 @@ enum Outcome {
     Version(u64),
     Deleted(bool),
     Failed(StateError),
+    Aborted,
 }
 
 struct Model {
@@ -195,7 +244,12 @@ impl Model {
         Some(self.commit(next, operation, changes))
     }
 
-    fn apply(&mut self, write: &Write, rollback_base: u64) -> Outcome {
+    fn apply(
+        &mut self,
+        write: &Write,
+        rollback_base: u64,
+        precondition: Option<Precondition>,
+    ) -> Outcome {
         let current = self.version();
         let unchanged = |model: &Model| Outcome::Version(model.version());
         match write {
@@ -245,6 +299,54 @@ impl Model {
                     .map(|k| (*k, None))
                     .collect();
                 match self.write_entries(Operation::Retain, dropped) {
+                    Some(v) => Outcome::Version(v),
+                    None => unchanged(self),
+                }
+            }
+            Write::SetIf(k, _, _) | Write::DeleteIf(k, _) => {
+                let key = KEYS[*k];
+                let expected = precondition.expect("resolved");
+                let found = self.current().get(key).map(|e| Version::new(e.modified));
+                let holds = match expected {
+                    Precondition::Absent => found.is_none(),
+                    Precondition::Exists => found.is_some(),
+                    Precondition::ModifiedAt(v) => found == Some(v),
+                    _ => unreachable!(),
+                };
+                if !holds {
+                    return Outcome::Failed(StateError::Conflict {
+                        key: key.to_owned(),
+                        expected,
+                        found,
+                    });
+                }
+                if let Write::SetIf(_, v, _) = write {
+                    let v = self.write_entries(Operation::Conditional, vec![(key, Some(*v))]);
+                    Outcome::Version(v.unwrap())
+                } else {
+                    Outcome::Deleted(
+                        self.write_entries(Operation::Conditional, vec![(key, None)])
+                            .is_some(),
+                    )
+                }
+            }
+            Write::Transaction(writes, abort) => {
+                if *abort {
+                    return Outcome::Aborted;
+                }
+                let snapshot = self.current().clone();
+                let items = writes
+                    .iter()
+                    .map(|w| match w {
+                        TxWrite::Set(k, v) => (KEYS[*k], Some(*v)),
+                        TxWrite::Add(k, d) => {
+                            let old = snapshot.get(KEYS[*k]).map_or(0, |e| e.value.number);
+                            (KEYS[*k], Some(old + d))
+                        }
+                        TxWrite::Delete(k) => (KEYS[*k], None),
+                    })
+                    .collect();
+                match self.write_entries(Operation::Transaction, items) {
                     Some(v) => Outcome::Version(v),
                     None => unchanged(self),
                 }
@@ -308,38 +410,49 @@ fn rollback_target(write: &Write, base: u64) -> u64 {
     }
 }
 
-/// Runs one write against the state; the value ids are assigned by the
-/// model, so the state stores (id, number) pairs too.
+/// What the model decided when it built a command: the first value id it
+/// handed out (the state is sent the same ids, in the same order) and the
+/// precondition it resolved.
+struct Resolved {
+    first_id: u64,
+    precondition: Option<Precondition>,
+}
+
+/// Runs one write against the state.
 async fn run(
     state: ThreadSafeState<Value>,
     write: Write,
     rollback_base: u64,
-    ids: Vec<Value>,
+    resolved: Resolved,
 ) -> Outcome {
-    let mut ids = ids.into_iter();
-    let mut next = || ids.next().expect("model assigned an id");
+    let mut ids = resolved.first_id..;
+    let mut value = move |number: i64| Value {
+        id: ids.next().unwrap(),
+        number,
+    };
     let to_outcome = |r: Result<Version, StateError>| match r {
         Ok(v) => Outcome::Version(v.get()),
         Err(e) => Outcome::Failed(e),
     };
+    let deleted = |r: Result<bool, StateError>| match r {
+        Ok(deleted) => Outcome::Deleted(deleted),
+        Err(e) => Outcome::Failed(e),
+    };
     match write {
-        Write::Set(k, _) => to_outcome(state.set(KEYS[k], next()).await),
+        Write::Set(k, v) => to_outcome(state.set(KEYS[k], value(v)).await),
         Write::Update(items) => {
-            let items: Vec<_> = items.iter().map(|(k, _)| (KEYS[*k], next())).collect();
+            let items: Vec<_> = items.iter().map(|(k, v)| (KEYS[*k], value(*v))).collect();
             to_outcome(state.update(items).await)
         }
-        Write::Delete(k) => match state.delete(KEYS[k]).await {
-            Ok(deleted) => Outcome::Deleted(deleted),
-            Err(e) => Outcome::Failed(e),
-        },
+        Write::Delete(k) => deleted(state.delete(KEYS[k]).await),
         Write::Clear => to_outcome(state.clear().await),
         Write::Add(k, d) => {
-            let id = next();
+            let id = value(0).id;
             to_outcome(
                 state
                     .modify(KEYS[k], move |old| {
                         let number = old.map_or(0, |v| v.number) + d;
-                        Some(Value { id: id.id, number })
+                        Some(Value { id, number })
                     })
                     .await,
             )
@@ -352,29 +465,62 @@ async fn run(
                 .rollback(Version::new(rollback_target(&write, rollback_base)))
                 .await,
         ),
+        Write::SetIf(k, v, _) => {
+            let expected = resolved.precondition.unwrap();
+            to_outcome(state.set_if(KEYS[k], value(v), expected).await)
+        }
+        Write::DeleteIf(k, _) => deleted(
+            state
+                .delete_if(KEYS[k], resolved.precondition.unwrap())
+                .await,
+        ),
+        Write::Transaction(writes, abort) => {
+            let result = state
+                .transaction(move |snapshot| {
+                    if abort {
+                        return Err("aborted");
+                    }
+                    Ok(writes
+                        .iter()
+                        .map(|w| match *w {
+                            TxWrite::Set(k, v) => TsWrite::set(KEYS[k], value(v)),
+                            TxWrite::Add(k, d) => {
+                                let old = snapshot.get(KEYS[k]).map_or(0, |v| v.number);
+                                TsWrite::set(KEYS[k], value(old + d))
+                            }
+                            TxWrite::Delete(k) => TsWrite::delete(KEYS[k]),
+                        })
+                        .collect())
+                })
+                .await;
+            match result {
+                Ok(v) => Outcome::Version(v.get()),
+                Err(TransactionError::Aborted("aborted")) => Outcome::Aborted,
+                Err(TransactionError::State(e)) => Outcome::Failed(e),
+                Err(other) => panic!("{other:?}"),
+            }
+        }
     }
 }
 
-/// Apply `write` to the model and return the value ids it assigned, so the
-/// state can be sent the same values.
-fn apply_to_model(model: &mut Model, write: &Write, base: u64) -> (Outcome, Vec<Value>) {
-    let first_id = model.next_id;
-    let outcome = model.apply(write, base);
-    // Replay the ids the model handed out, in order, with their numbers.
-    let mut ids: Vec<Value> = Vec::new();
-    let numbers: Vec<i64> = match write {
-        Write::Set(_, v) => vec![*v],
-        Write::Update(items) => items.iter().map(|(_, v)| *v).collect(),
-        Write::Add(..) => vec![0], // the number is computed by the closure
-        _ => vec![],
+/// Apply `write` to the model, first resolving what the command carries.
+fn apply_to_model(model: &mut Model, write: &Write, base: u64) -> (Outcome, Resolved) {
+    let precondition = match write {
+        Write::SetIf(k, _, kind) | Write::DeleteIf(k, kind) => Some(match kind {
+            PreKind::Absent => Precondition::Absent,
+            PreKind::Exists => Precondition::Exists,
+            PreKind::Current => Precondition::ModifiedAt(Version::new(
+                model.current().get(KEYS[*k]).map_or(0, |e| e.modified),
+            )),
+            PreKind::At(v) => Precondition::ModifiedAt(Version::new(*v)),
+        }),
+        _ => None,
     };
-    for (i, number) in numbers.into_iter().enumerate() {
-        ids.push(Value {
-            id: first_id + 1 + i as u64,
-            number,
-        });
-    }
-    (outcome, ids)
+    let resolved = Resolved {
+        first_id: model.next_id + 1,
+        precondition,
+    };
+    (model.apply(write, base, precondition), resolved)
 }
 
 fn record_of(record: &ChangeRecord<Value>) -> ModelRecord {
@@ -413,6 +559,47 @@ fn check_state(state: &ThreadSafeState<Value>, model: &Model) -> Result<(), Test
     prop_assert_eq!(actual, expected);
     let history: Vec<ModelRecord> = state.history(None, None).iter().map(record_of).collect();
     prop_assert_eq!(history, model.history(None, None));
+    // Time travel: the edges and the middle of the retained window.
+    let (oldest, current) = (model.oldest_retained(), model.version());
+    for v in [oldest, (oldest + current) / 2, current] {
+        let then = state.snapshot_at(Version::new(v)).unwrap();
+        let actual: BTreeMap<String, ModelEntry> = then
+            .keys()
+            .map(|k| {
+                let e = then.entry(k).unwrap();
+                let entry = ModelEntry {
+                    value: **e.value(),
+                    created: e.created().get(),
+                    modified: e.modified().get(),
+                };
+                (k.to_owned(), entry)
+            })
+            .collect();
+        let expected: BTreeMap<String, ModelEntry> = model.versions[v as usize]
+            .iter()
+            .map(|(k, e)| (k.to_string(), *e))
+            .collect();
+        prop_assert_eq!(actual, expected, "snapshot_at({})", v);
+    }
+    if oldest > 0 {
+        prop_assert_eq!(
+            state.snapshot_at(Version::new(oldest - 1)).unwrap_err(),
+            StateError::VersionCompacted {
+                target: Version::new(oldest - 1),
+                oldest_retained: Version::new(oldest),
+            }
+        );
+    }
+    let future = state
+        .snapshot_at(Version::new(current + 1))
+        .map(|s| s.version());
+    prop_assert_eq!(
+        future,
+        Err(StateError::FutureVersion {
+            target: Version::new(current + 1),
+            current: Version::new(current),
+        })
+    );
     let metrics = state.metrics();
     prop_assert_eq!(
         metrics.history_len as u64,
@@ -444,13 +631,15 @@ fn check_sequence(max_history: usize, steps: Vec<Step>) -> Result<(), TestCaseEr
         let state = ThreadSafeState::<Value>::builder()
             .max_history(max_history)
             .build();
+        // A change stream from the start sees every commit, once, in order.
+        let mut stream = state.changes_since(Version::INITIAL).unwrap();
         let mut model = Model::new(max_history);
         for step in steps {
             let base = model.version();
             match step {
                 Step::One(write) => {
-                    let (expected, ids) = apply_to_model(&mut model, &write, base);
-                    let actual = run(state.clone(), write, base, ids).await;
+                    let (expected, resolved) = apply_to_model(&mut model, &write, base);
+                    let actual = run(state.clone(), write, base, resolved).await;
                     prop_assert_eq!(&actual, &expected);
                 }
                 Step::Burst(writes) => {
@@ -460,9 +649,9 @@ fn check_sequence(max_history: usize, steps: Vec<Step>) -> Result<(), TestCaseEr
                     let mut expected = Vec::new();
                     let mut tasks = Vec::new();
                     for write in writes {
-                        let (outcome, ids) = apply_to_model(&mut model, &write, base);
+                        let (outcome, resolved) = apply_to_model(&mut model, &write, base);
                         expected.push(outcome);
-                        tasks.push(tokio::spawn(run(state.clone(), write, base, ids)));
+                        tasks.push(tokio::spawn(run(state.clone(), write, base, resolved)));
                     }
                     for (task, expected) in tasks.into_iter().zip(expected) {
                         prop_assert_eq!(task.await.unwrap(), expected);
@@ -477,6 +666,18 @@ fn check_sequence(max_history: usize, steps: Vec<Step>) -> Result<(), TestCaseEr
             }
             check_state(&state, &model)?;
         }
+        drop(state);
+        let (mut streamed, mut versions) = (Vec::new(), Vec::new());
+        while let Some(set) = stream.next().await {
+            let set = set.expect("the stream keeps up");
+            versions.push(set.version.get());
+            for record in &set.records {
+                prop_assert_eq!(record.version, set.version);
+                streamed.push(record_of(record));
+            }
+        }
+        prop_assert_eq!(streamed, model.records.clone());
+        prop_assert_eq!(versions, (1..=model.version()).collect::<Vec<_>>());
         Ok(())
     })
 }
