@@ -142,3 +142,90 @@ async fn a_write_whose_future_was_dropped_after_sending_is_still_applied_in_full
         assert_eq!(last.get(&format!("a{i}")), last.get(&format!("b{i}")));
     }
 }
+
+#[test]
+fn writes_in_flight_when_the_runtime_shuts_down_get_closed_and_nobody_hangs() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .build()
+        .unwrap();
+    let state = runtime.block_on(async { ThreadSafeState::<u64>::new() });
+    let (done, finished) = std::sync::mpsc::channel();
+    let writers: Vec<_> = (0..4)
+        .map(|t| {
+            let (state, done) = (state.clone(), done.clone());
+            std::thread::spawn(move || {
+                let mut applied = 0u64;
+                let outcome = loop {
+                    match state.blocking().set(format!("t{t}"), applied) {
+                        Ok(_) => applied += 1,
+                        Err(error) => break error,
+                    }
+                };
+                done.send(()).unwrap();
+                (applied, outcome)
+            })
+        })
+        .collect();
+    // Let the writers get going, then shut the runtime down under them.
+    while state.version().get() < 100 {
+        std::thread::yield_now();
+    }
+    runtime.shutdown_timeout(Duration::from_secs(1));
+    for _ in 0..4 {
+        finished
+            .recv_timeout(Duration::from_secs(10))
+            .expect("a writer hung after the runtime shut down");
+    }
+    let mut total = 0;
+    for writer in writers {
+        let (applied, outcome) = writer.join().unwrap();
+        assert_eq!(outcome, StateError::Closed);
+        total += applied;
+    }
+    // Every acknowledged write is in the last published state.
+    assert_eq!(state.version().get(), total);
+}
+
+#[tokio::test]
+async fn a_full_mailbox_makes_writers_wait_and_drops_nothing() {
+    let state = ThreadSafeState::<u32>::builder()
+        .mailbox_capacity(1)
+        .build();
+    let writes: Vec<_> = (0..200u32)
+        .map(|i| {
+            let state = state.clone();
+            tokio::spawn(async move { state.set(format!("k{i}"), i).await })
+        })
+        .collect();
+    for write in writes {
+        write.await.unwrap().unwrap();
+    }
+    assert_eq!(state.len(), 200);
+    assert_eq!(state.version(), Version::new(200));
+}
+
+#[tokio::test]
+async fn a_write_dropped_while_waiting_for_mailbox_room_is_not_applied() {
+    let state = ThreadSafeState::<u32>::builder()
+        .mailbox_capacity(1)
+        .build();
+    // On a current_thread runtime the writer cannot run until we await:
+    // polling "first" once puts it in the one-slot mailbox, so "second"
+    // finds no room. Both futures are then dropped.
+    for (key, value) in [("first", 1), ("second", 2)] {
+        tokio::select! {
+            biased;
+            _ = state.set(key, value) => unreachable!("the writer has not run"),
+            () = std::future::ready(()) => {}
+        }
+    }
+    assert_eq!(state.set("third", 3).await, Ok(Version::new(2)));
+    assert_eq!(
+        state.get("first").as_deref(),
+        Some(&1),
+        "a sent write is applied"
+    );
+    assert!(!state.contains_key("second"), "an unsent write was applied");
+    assert_eq!(state.metrics().writes, 2);
+}
