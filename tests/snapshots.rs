@@ -78,7 +78,9 @@ async fn readers_never_see_a_half_applied_batch() {
         std::thread::spawn(move || {
             let mut seen = 0;
             let mut last = Version::INITIAL;
-            while !done.load(Ordering::Acquire) {
+            // Check at least once, however fast the writer finishes.
+            loop {
+                let finished = done.load(Ordering::Acquire);
                 let snapshot = state.snapshot();
                 assert!(snapshot.version() >= last, "versions went back");
                 last = snapshot.version();
@@ -92,8 +94,10 @@ async fn readers_never_see_a_half_applied_batch() {
                     snapshot.version()
                 );
                 seen += 1;
+                if finished {
+                    return seen;
+                }
             }
-            seen
         })
     };
     for i in 1..=BATCHES {

@@ -52,7 +52,8 @@ fn stress(duration: Duration) -> Report {
             std::thread::spawn(move || {
                 let mut last = Version::INITIAL;
                 let mut n = 0;
-                while !stop.load(Ordering::Acquire) {
+                loop {
+                    let stopping = stop.load(Ordering::Acquire);
                     let snapshot = state.snapshot();
                     assert!(snapshot.version() >= last, "a reader went back in time");
                     assert_eq!(
@@ -64,6 +65,9 @@ fn stress(duration: Duration) -> Report {
                     let current = state.version();
                     assert!(current >= last);
                     n += 1;
+                    if stopping {
+                        break;
+                    }
                 }
                 reads.fetch_add(n, Ordering::Relaxed);
             })
