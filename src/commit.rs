@@ -121,7 +121,8 @@ impl<V> Committer<V> {
         // them. A stream that subscribes after this check finds them in the
         // history instead, which is pushed first.
         if self.shared.feed.receiver_count() > 0 {
-            self.streamed.extend(self.pending.iter().map(Commit::view));
+            self.streamed
+                .extend(self.pending.iter().map(|c| c.view.clone()));
         }
         lock(&self.shared.history).push(self.pending.drain(..));
         self.unpublished = Some(snapshot);
@@ -239,11 +240,13 @@ impl<V> Committer<V> {
         let _entered = span.enter();
         tracing::debug!("committed");
         self.pending.push(Commit {
-            version,
-            timestamp: OffsetDateTime::now_utc(),
-            operation,
-            changed_by,
-            changes,
+            view: CommitView {
+                version,
+                timestamp: OffsetDateTime::now_utc(),
+                operation,
+                changed_by,
+                changes,
+            },
             snapshot,
         });
         self.version = version;

@@ -175,11 +175,8 @@ impl<V> RollbackDiff<V> {
 
 /// One retained commit.
 pub(crate) struct Commit<V> {
-    pub(crate) version: Version,
-    pub(crate) timestamp: OffsetDateTime,
-    pub(crate) operation: Operation,
-    pub(crate) changed_by: Option<Arc<str>>,
-    pub(crate) changes: Changes<V>,
+    /// What it was and what it changed.
+    pub(crate) view: CommitView<V>,
     /// The state this commit produced. Kept for the last commit of each
     /// group commit (the published one) and for rollbacks; the versions in
     /// between are rebuilt on demand by replaying changes.
@@ -189,7 +186,7 @@ pub(crate) struct Commit<V> {
 impl<V> Commit<V> {
     #[cfg(test)]
     fn record_count(&self) -> Option<usize> {
-        match &self.changes {
+        match &self.view.changes {
             Changes::Written(changes) => Some(changes.len()),
             Changes::Rollback(_) => None,
         }
@@ -265,7 +262,7 @@ impl<V> History<V> {
     /// drop what falls out of the window.
     pub(crate) fn push(&mut self, commits: impl IntoIterator<Item = Commit<V>>) {
         for commit in commits {
-            debug_assert_eq!(commit.version, self.current_version().next());
+            debug_assert_eq!(commit.view.version, self.current_version().next());
             self.commits.push_back(commit);
         }
         debug_assert!(self.commits.back().is_none_or(|c| c.snapshot.is_some()));
@@ -321,13 +318,14 @@ impl<V> History<V> {
             None => (self.base.map().clone(), 0..=index),
         };
         for commit in self.commits.range(replay) {
-            let Changes::Written(changes) = &commit.changes else {
+            let Changes::Written(changes) = &commit.view.changes else {
                 unreachable!("rollback commits keep their snapshot");
             };
             for change in changes.iter() {
                 match &change.new {
                     Some(value) => {
-                        map.write(Arc::clone(&change.key), Arc::clone(value), commit.version);
+                        let version = commit.view.version;
+                        map.write(Arc::clone(&change.key), Arc::clone(value), version);
                     }
                     None => {
                         map.remove(&change.key);
@@ -348,7 +346,7 @@ impl<V> History<V> {
                 .iter()
                 .skip(skip)
                 .rev()
-                .map(Commit::view)
+                .map(|commit| commit.view.clone())
                 .collect(),
         }
     }
@@ -357,7 +355,11 @@ impl<V> History<V> {
     pub(crate) fn views_after(&self, version: Version) -> VecDeque<CommitView<V>> {
         debug_assert!(version >= self.oldest_retained());
         let skip = (version.get() - self.base.version().get()) as usize;
-        self.commits.iter().skip(skip).map(Commit::view).collect()
+        self.commits
+            .iter()
+            .skip(skip)
+            .map(|c| c.view.clone())
+            .collect()
     }
 
     /// Change records retained, if known without computing rollback diffs.
@@ -375,22 +377,10 @@ impl<V> History<V> {
 /// A commit's metadata and changes, cheap to clone out of the history.
 pub(crate) struct CommitView<V> {
     pub(crate) version: Version,
-    timestamp: OffsetDateTime,
-    operation: Operation,
-    changed_by: Option<Arc<str>>,
-    changes: Changes<V>,
-}
-
-impl<V> Commit<V> {
-    pub(crate) fn view(&self) -> CommitView<V> {
-        CommitView {
-            version: self.version,
-            timestamp: self.timestamp,
-            operation: self.operation,
-            changed_by: self.changed_by.clone(),
-            changes: self.changes.clone(),
-        }
-    }
+    pub(crate) timestamp: OffsetDateTime,
+    pub(crate) operation: Operation,
+    pub(crate) changed_by: Option<Arc<str>>,
+    pub(crate) changes: Changes<V>,
 }
 
 impl<V> Clone for CommitView<V> {
@@ -515,15 +505,17 @@ mod tests {
             let old = map.write(Arc::from("k"), Arc::new(v), version);
             let last_of_group = v % group == 0 || v == versions;
             pending.push(Commit {
-                version,
-                timestamp: OffsetDateTime::UNIX_EPOCH,
-                operation: Operation::Set,
-                changed_by: None,
-                changes: Changes::Written(Arc::from(vec![Change {
-                    key: Arc::from("k"),
-                    old,
-                    new: Some(Arc::new(v)),
-                }])),
+                view: CommitView {
+                    version,
+                    timestamp: OffsetDateTime::UNIX_EPOCH,
+                    operation: Operation::Set,
+                    changed_by: None,
+                    changes: Changes::Written(Arc::from(vec![Change {
+                        key: Arc::from("k"),
+                        old,
+                        new: Some(Arc::new(v)),
+                    }])),
+                },
                 snapshot: last_of_group.then(|| Snapshot::new(version, map.clone())),
             });
             if last_of_group {

@@ -10,33 +10,32 @@ fn increment(n: Option<&u64>) -> Option<u64> {
     Some(n.copied().unwrap_or(0) + 1)
 }
 
-#[test]
-fn ten_std_threads_doing_100_modify_increments_end_at_1000() {
-    let runtime = tokio::runtime::Runtime::new().unwrap();
-    let state = runtime.block_on(async { ThreadSafeState::<u64>::new() });
-    let threads: Vec<_> = (0..10)
+/// `threads` std threads, each doing `increments` blocking `modify`s.
+fn blocking_incrementers(
+    state: &ThreadSafeState<u64>,
+    threads: usize,
+    increments: usize,
+) -> Vec<std::thread::JoinHandle<()>> {
+    (0..threads)
         .map(|_| {
             let state = state.clone();
             std::thread::spawn(move || {
-                for _ in 0..100 {
+                for _ in 0..increments {
                     state.blocking().modify("counter", increment).unwrap();
                 }
             })
         })
-        .collect();
-    threads.into_iter().for_each(|t| t.join().unwrap());
-    assert_eq!(state.get("counter").as_deref(), Some(&1000));
-    assert_eq!(state.version(), Version::new(1000));
+        .collect()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn ten_tokio_tasks_doing_100_modify_increments_end_at_1000() {
-    let state = ThreadSafeState::<u64>::new();
-    let tasks: Vec<_> = (0..10)
+/// `tasks` tokio tasks, each doing `increments` awaited `modify`s; returns
+/// when all are done.
+async fn async_incrementers(state: &ThreadSafeState<u64>, tasks: usize, increments: usize) {
+    let tasks: Vec<_> = (0..tasks)
         .map(|i| {
             let state = state.for_agent(format!("task-{i}"));
             tokio::spawn(async move {
-                for _ in 0..100 {
+                for _ in 0..increments {
                     state.modify("counter", increment).await.unwrap();
                 }
             })
@@ -45,6 +44,22 @@ async fn ten_tokio_tasks_doing_100_modify_increments_end_at_1000() {
     for task in tasks {
         task.await.unwrap();
     }
+}
+
+#[test]
+fn ten_std_threads_doing_100_modify_increments_end_at_1000() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let state = runtime.block_on(async { ThreadSafeState::<u64>::new() });
+    let threads = blocking_incrementers(&state, 10, 100);
+    threads.into_iter().for_each(|t| t.join().unwrap());
+    assert_eq!(state.get("counter").as_deref(), Some(&1000));
+    assert_eq!(state.version(), Version::new(1000));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ten_tokio_tasks_doing_100_modify_increments_end_at_1000() {
+    let state = ThreadSafeState::<u64>::new();
+    async_incrementers(&state, 10, 100).await;
     assert_eq!(state.get("counter").as_deref(), Some(&1000));
     assert_eq!(state.version(), Version::new(1000));
 }
@@ -53,31 +68,8 @@ async fn ten_tokio_tasks_doing_100_modify_increments_end_at_1000() {
 fn threads_and_tasks_together_lose_no_increment() {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let state = runtime.block_on(async { ThreadSafeState::<u64>::new() });
-    let threads: Vec<_> = (0..10)
-        .map(|_| {
-            let state = state.clone();
-            std::thread::spawn(move || {
-                for _ in 0..100 {
-                    state.blocking().modify("counter", increment).unwrap();
-                }
-            })
-        })
-        .collect();
-    runtime.block_on(async {
-        let tasks: Vec<_> = (0..10)
-            .map(|_| {
-                let state = state.clone();
-                tokio::spawn(async move {
-                    for _ in 0..100 {
-                        state.modify("counter", increment).await.unwrap();
-                    }
-                })
-            })
-            .collect();
-        for task in tasks {
-            task.await.unwrap();
-        }
-    });
+    let threads = blocking_incrementers(&state, 10, 100);
+    runtime.block_on(async_incrementers(&state, 10, 100));
     threads.into_iter().for_each(|t| t.join().unwrap());
     assert_eq!(state.get("counter").as_deref(), Some(&2000));
 }
