@@ -14,12 +14,43 @@ use crate::writer::Writer;
 use crate::Version;
 
 /// Default for [`Builder::max_history`].
+///
+/// # Examples
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), thread_safe_state::StateError> {
+/// let state = thread_safe_state::ThreadSafeState::new();
+/// for i in 0..thread_safe_state::DEFAULT_MAX_HISTORY + 5 {
+///     state.set("k", i).await?;
+/// }
+/// assert_eq!(state.metrics().history_len, thread_safe_state::DEFAULT_MAX_HISTORY);
+/// # Ok(())
+/// # }
+/// ```
 pub const DEFAULT_MAX_HISTORY: usize = 1000;
 
 /// Default for [`Builder::change_stream_capacity`].
+///
+/// # Examples
+///
+/// ```
+/// assert_eq!(thread_safe_state::DEFAULT_CHANGE_STREAM_CAPACITY, 1024);
+/// ```
 pub const DEFAULT_CHANGE_STREAM_CAPACITY: usize = 1024;
 
 /// Default for [`Builder::mailbox_capacity`].
+///
+/// # Examples
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let state = thread_safe_state::ThreadSafeState::<u8>::new();
+/// assert_eq!(state.metrics().mailbox_depth, 0); // of DEFAULT_MAILBOX_CAPACITY slots
+/// assert_eq!(thread_safe_state::DEFAULT_MAILBOX_CAPACITY, 1024);
+/// # }
+/// ```
 pub const DEFAULT_MAILBOX_CAPACITY: usize = 1024;
 
 /// Configures a [`ThreadSafeState`]; made by [`ThreadSafeState::builder`].

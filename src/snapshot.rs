@@ -46,16 +46,61 @@ impl<V> Entry<V> {
     }
 
     /// The value.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), thread_safe_state::StateError> {
+    /// let state = thread_safe_state::ThreadSafeState::new();
+    /// let v1 = state.set("k", 1).await?;
+    /// let v2 = state.set("k", 2).await?;
+    /// let snapshot = state.snapshot();
+    /// let entry = snapshot.entry("k").unwrap();
+    /// assert_eq!((**entry.value(), entry.created(), entry.modified()), (2, v1, v2));
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn value(&self) -> &Arc<V> {
         &self.value
     }
 
     /// The version that last wrote this key.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), thread_safe_state::StateError> {
+    /// let state = thread_safe_state::ThreadSafeState::new();
+    /// let v1 = state.set("k", 1).await?;
+    /// let v2 = state.set("k", 2).await?;
+    /// let snapshot = state.snapshot();
+    /// let entry = snapshot.entry("k").unwrap();
+    /// assert_eq!((**entry.value(), entry.created(), entry.modified()), (2, v1, v2));
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn modified(&self) -> Version {
         self.modified
     }
 
     /// The version that created this key (the first write after it was absent).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), thread_safe_state::StateError> {
+    /// let state = thread_safe_state::ThreadSafeState::new();
+    /// let v1 = state.set("k", 1).await?;
+    /// let v2 = state.set("k", 2).await?;
+    /// let snapshot = state.snapshot();
+    /// let entry = snapshot.entry("k").unwrap();
+    /// assert_eq!((**entry.value(), entry.created(), entry.modified()), (2, v1, v2));
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn created(&self) -> Version {
         self.created
     }

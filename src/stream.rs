@@ -109,6 +109,30 @@ impl<V: Send + Sync + 'static> ThreadSafeState<V> {
 ///
 /// A [`Stream`]; [`next`](Self::next) reads it without a stream library.
 /// Like a `watch::Receiver`, it does not keep the state alive.
+///
+/// # Examples
+///
+/// ```
+/// use thread_safe_state::{ThreadSafeState, Version};
+///
+/// # #[tokio::main]
+/// # async fn main() -> Result<(), thread_safe_state::StateError> {
+/// let state = ThreadSafeState::new();
+/// let mut audit = state.changes_since(Version::INITIAL)?;
+/// let logger = tokio::spawn(async move {
+///     let mut versions = Vec::new();
+///     while let Some(set) = audit.next().await {
+///         versions.push(set?.version.get());
+///     }
+///     Ok::<_, thread_safe_state::StateError>(versions)
+/// });
+/// state.set("a", 1).await?;
+/// state.set("b", 2).await?;
+/// drop(state); // ends the stream
+/// assert_eq!(logger.await.unwrap()?, [1, 2]);
+/// # Ok(())
+/// # }
+/// ```
 pub struct ChangeStream<V> {
     /// Commits not yet delivered, oldest first: the history backlog, then
     /// each live group as it arrives.

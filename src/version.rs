@@ -32,6 +32,16 @@ pub struct Version(u64);
 
 impl Version {
     /// The version of a state before any write: 0.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let state = thread_safe_state::ThreadSafeState::<u8>::new();
+    /// assert_eq!(state.version(), thread_safe_state::Version::INITIAL);
+    /// # }
+    /// ```
     pub const INITIAL: Version = Version(0);
 
     /// Wraps a raw version number.

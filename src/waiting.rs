@@ -130,6 +130,22 @@ impl<V> ThreadSafeState<V> {
 /// Waits for writes to one key; made by [`ThreadSafeState::watch_key`].
 ///
 /// Like a `watch::Receiver`, it does not keep the state alive.
+///
+/// # Examples
+///
+/// ```
+/// # #[tokio::main]
+/// # async fn main() -> Result<(), thread_safe_state::StateError> {
+/// let state = thread_safe_state::ThreadSafeState::new();
+/// let mut phase = state.watch_key("phase");
+/// state.set("other", 0).await?; // not the watched key: no wake-up
+/// state.set("phase", 1).await?;
+/// assert_eq!(phase.changed().await?.as_deref(), Some(&1));
+/// state.delete("phase").await?;
+/// assert_eq!(phase.changed().await?, None);
+/// # Ok(())
+/// # }
+/// ```
 pub struct KeyWatch<V> {
     updates: watch::Receiver<Snapshot<V>>,
     key: Arc<str>,
