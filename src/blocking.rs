@@ -3,9 +3,11 @@
 use std::fmt;
 
 use crate::command::{Op, Reply};
-use crate::error::StateError;
+use crate::error::{Precondition, StateError, TransactionError};
+use crate::snapshot::Snapshot;
 use crate::state::ThreadSafeState;
 use crate::sync::Arc;
+use crate::transaction::{AbortSlot, Write};
 use crate::Version;
 
 /// The writes of a [`ThreadSafeState`], blocking the calling thread until the
@@ -227,6 +229,100 @@ impl<V: Send + Sync + 'static> Blocking<'_, V> {
     /// ```
     pub fn rollback(&self, target: Version) -> Result<Version, StateError> {
         self.submit(Op::Rollback(target)).map(|a| a.version)
+    }
+
+    /// Blocking [`ThreadSafeState::set_if`].
+    ///
+    /// # Errors
+    ///
+    /// As [`ThreadSafeState::set_if`].
+    ///
+    /// # Panics
+    ///
+    /// Inside an async execution context.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use thread_safe_state::Precondition;
+    /// # let runtime = tokio::runtime::Runtime::new().unwrap();
+    /// # let state = runtime.block_on(async { thread_safe_state::ThreadSafeState::new() });
+    /// state.blocking().set_if("leader", "me", Precondition::Absent)?;
+    /// assert!(state.blocking().set_if("leader", "you", Precondition::Absent).is_err());
+    /// # Ok::<(), thread_safe_state::StateError>(())
+    /// ```
+    pub fn set_if(
+        &self,
+        key: impl Into<Arc<str>>,
+        value: V,
+        expected: Precondition,
+    ) -> Result<Version, StateError> {
+        self.submit(Op::set_if(key, value, expected)?)
+            .map(|a| a.version)
+    }
+
+    /// Blocking [`ThreadSafeState::delete_if`].
+    ///
+    /// # Errors
+    ///
+    /// As [`ThreadSafeState::delete_if`].
+    ///
+    /// # Panics
+    ///
+    /// Inside an async execution context.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use thread_safe_state::Precondition;
+    /// # let runtime = tokio::runtime::Runtime::new().unwrap();
+    /// # let state = runtime.block_on(async { thread_safe_state::ThreadSafeState::new() });
+    /// let v = state.blocking().set("lock", 1)?;
+    /// assert!(state.blocking().delete_if("lock", Precondition::ModifiedAt(v))?);
+    /// # Ok::<(), thread_safe_state::StateError>(())
+    /// ```
+    pub fn delete_if(
+        &self,
+        key: impl Into<Arc<str>>,
+        expected: Precondition,
+    ) -> Result<bool, StateError> {
+        self.submit(Op::delete_if(key, expected)?)
+            .map(|a| a.committed)
+    }
+
+    /// Blocking [`ThreadSafeState::transaction`].
+    ///
+    /// # Errors
+    ///
+    /// As [`ThreadSafeState::transaction`].
+    ///
+    /// # Panics
+    ///
+    /// Inside an async execution context. A panic inside `f` does not
+    /// propagate: it becomes [`StateError::TransactionPanicked`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use thread_safe_state::Write;
+    /// # let runtime = tokio::runtime::Runtime::new().unwrap();
+    /// # let state = runtime.block_on(async { thread_safe_state::ThreadSafeState::new() });
+    /// state.blocking().set("a", 5)?;
+    /// state.blocking().transaction(|s| {
+    ///     let a = *s.get("a").unwrap();
+    ///     Ok::<_, std::convert::Infallible>(vec![Write::delete("a"), Write::set("b", a)])
+    /// })?;
+    /// assert_eq!(state.get("b").as_deref(), Some(&5));
+    /// # Ok::<(), thread_safe_state::StateError>(())
+    /// ```
+    pub fn transaction<E, F>(&self, f: F) -> Result<Version, TransactionError<E>>
+    where
+        F: FnOnce(&Snapshot<V>) -> Result<Vec<Write<V>>, E> + Send + 'static,
+        E: Send + 'static,
+    {
+        let (slot, f) = AbortSlot::wrap(f);
+        let applied = self.submit(Op::Transaction(f))?;
+        slot.into_result(applied.version)
     }
 
     fn submit(&self, op: Op<V>) -> Reply {

@@ -154,9 +154,6 @@ impl<V: Send + Sync + 'static> ThreadSafeState<V> {
     {
         let (slot, f) = AbortSlot::wrap(f);
         let applied = self.submit(Op::Transaction(f)).await?;
-        match slot.take() {
-            Some(error) => Err(TransactionError::Aborted(error)),
-            None => Ok(applied.version),
-        }
+        slot.into_result(applied.version)
     }
 }

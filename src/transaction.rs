@@ -3,8 +3,10 @@
 
 use std::fmt;
 
+use crate::error::TransactionError;
 use crate::snapshot::Snapshot;
 use crate::sync::{lock, Arc, Mutex};
+use crate::Version;
 
 /// One write of a [`transaction`](crate::ThreadSafeState::transaction).
 ///
@@ -121,8 +123,12 @@ impl<E: Send + 'static> AbortSlot<E> {
         (AbortSlot(slot), erased)
     }
 
-    /// The abort error, if the closure aborted.
-    pub(crate) fn take(&self) -> Option<E> {
-        lock(&self.0).take()
+    /// Once the writer has answered: the abort error if the closure
+    /// aborted, else the transaction's version.
+    pub(crate) fn into_result(self, version: Version) -> Result<Version, TransactionError<E>> {
+        match lock(&self.0).take() {
+            Some(error) => Err(TransactionError::Aborted(error)),
+            None => Ok(version),
+        }
     }
 }

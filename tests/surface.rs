@@ -26,6 +26,23 @@ fn every_blocking_write_behaves_like_its_async_namesake() {
         blocking.clear().unwrap();
         assert!(worker.is_empty());
         assert_eq!(blocking.set("", 1), Err(StateError::EmptyKey));
+        let v = blocking.set_if("lock", 1, Precondition::Absent).unwrap();
+        assert!(matches!(
+            blocking.set_if("lock", 2, Precondition::Absent),
+            Err(StateError::Conflict { .. })
+        ));
+        let moved = blocking
+            .transaction(|s| {
+                let lock = *s.get("lock").unwrap();
+                Ok::<_, &str>(vec![Write::set("moved", lock)])
+            })
+            .unwrap();
+        assert_eq!(moved, Version::new(v.get() + 1));
+        assert_eq!(
+            blocking.transaction(|_| Err::<Vec<Write<u32>>, _>("no")),
+            Err(TransactionError::Aborted("no"))
+        );
+        assert!(blocking.delete_if("lock", Precondition::ModifiedAt(v)).unwrap());
         assert!(format!("{blocking:?}").starts_with("Blocking(ThreadSafeState"));
     })
     .join()
