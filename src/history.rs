@@ -336,19 +336,32 @@ impl<V> History<V> {
         Ok(Snapshot::new(version, map))
     }
 
-    /// What [`Window::records`] needs from the retained commits, taken
-    /// under the lock so that building the records happens outside it.
-    pub(crate) fn window(&self) -> Window<V> {
+    /// What [`Window::records`] needs from the retained commits, newest
+    /// first, taken under the lock so that building the records happens
+    /// outside it. Without a key filter it stops once the commits hold
+    /// `limit` records, so `history(None, Some(10))` copies a few commits,
+    /// not the whole window.
+    pub(crate) fn window(&self, key: Option<&str>, limit: Option<usize>) -> Window<V> {
         let skip = self.commits.len() - self.retained_commits();
-        Window {
-            commits: self
-                .commits
-                .iter()
-                .skip(skip)
-                .rev()
-                .map(|commit| commit.view.clone())
-                .collect(),
-        }
+        let wanted = if key.is_none() { limit } else { None };
+        let mut records = 0;
+        let commits = self
+            .commits
+            .iter()
+            .skip(skip)
+            .rev()
+            .take_while(|commit| {
+                let more = wanted.is_none_or(|wanted| records < wanted);
+                // A rollback's record count is unknown until computed, so
+                // it never ends the window early.
+                if let Changes::Written(changes) = &commit.view.changes {
+                    records += changes.len();
+                }
+                more
+            })
+            .map(|commit| commit.view.clone())
+            .collect();
+        Window { commits }
     }
 
     /// The commits after `version`, oldest first. `version` must be retained.
@@ -556,9 +569,17 @@ mod tests {
     fn physical_retention_is_bounded_by_one_group() {
         let history = history_with(5, 1000, 7);
         assert!(history.commits.len() <= 5 + 7, "{}", history.commits.len());
-        let records = history.window().records(None, None);
+        let records = history.window(None, None).records(None, None);
         let versions: Vec<u64> = records.iter().map(|r| r.version.get()).collect();
         assert_eq!(versions, [1000, 999, 998, 997, 996]);
+    }
+
+    #[test]
+    fn an_unfiltered_limited_window_copies_only_the_commits_it_needs() {
+        let history = history_with(1000, 100, 1);
+        assert_eq!(history.window(None, Some(3)).commits.len(), 3);
+        assert_eq!(history.window(Some("k"), Some(3)).commits.len(), 100);
+        assert_eq!(history.window(None, None).commits.len(), 100);
     }
 
     #[test]
@@ -569,6 +590,6 @@ mod tests {
             history.snapshot_at(Version::new(3)).unwrap().version(),
             Version::new(3)
         );
-        assert!(history.window().records(None, None).is_empty());
+        assert!(history.window(None, None).records(None, None).is_empty());
     }
 }

@@ -393,7 +393,7 @@ impl<V> ThreadSafeState<V> {
     /// ```
     pub fn history(&self, key: Option<&str>, limit: Option<usize>) -> Vec<ChangeRecord<V>> {
         // Copy the window out under the lock, build the records outside it.
-        let window = lock(&self.shared.history).window();
+        let window = lock(&self.shared.history).window(key, limit);
         window.records(key, limit)
     }
 
