@@ -127,9 +127,27 @@ impl<T> Notifier<T> {
     }
 
     pub(crate) fn notify(&self, value: T) {
-        // `send_replace` publishes even when nobody subscribes yet, so a
-        // later `subscribe()` starts from the latest value.
-        self.sender.send_replace(value);
+        if self.sender.receiver_count() > 0 {
+            self.sender.send_replace(value);
+        } else {
+            // Nobody to wake, and waking nobody still costs a lock per
+            // internal wait list. Store the value for future subscribers
+            // without notifying, then look again: a subscriber that arrived
+            // in between may have borrowed the old value and be waiting.
+            // It cannot be missed: it counts itself in `subscribe()` before
+            // it borrows under the channel's lock, so if its borrow came
+            // before our store, its count happens before our second look.
+            let mut next = Some(value);
+            self.sender.send_if_modified(|current| {
+                if let Some(next) = next.take() {
+                    *current = next;
+                }
+                false
+            });
+            if self.sender.receiver_count() > 0 {
+                self.sender.send_modify(|_| {});
+            }
+        }
         #[cfg(thread_safe_state_loom)]
         {
             *self.notifications.lock().unwrap() += 1;

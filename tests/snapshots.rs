@@ -166,3 +166,40 @@ async fn subscriptions_end_when_the_state_is_gone() {
     drop(state);
     assert!(updates.changed().await.is_err());
 }
+
+#[tokio::test]
+async fn a_late_subscriber_starts_from_the_latest_snapshot() {
+    let state = ThreadSafeState::new();
+    for i in 0..5 {
+        state.set("k", i).await.unwrap(); // nobody subscribed yet
+    }
+    let mut updates = state.subscribe();
+    assert_eq!(updates.borrow().version(), Version::new(5));
+    assert_eq!(updates.borrow().get("k").as_deref(), Some(&4));
+    state.set("k", 5).await.unwrap();
+    updates.changed().await.unwrap();
+    assert_eq!(updates.borrow().version(), Version::new(6));
+}
+
+/// A subscriber that arrives while the writer publishes to nobody must
+/// still see that publish: either in its first borrow or by a wake-up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subscriber_racing_an_unwatched_publish_never_misses_it() {
+    let state = ThreadSafeState::<u64>::new();
+    for round in 1..=500u64 {
+        let subscriber = tokio::spawn({
+            let state = state.clone();
+            async move {
+                let mut updates = state.subscribe();
+                let waited = tokio::time::timeout(
+                    std::time::Duration::from_secs(10),
+                    updates.wait_for(|s| s.version() >= Version::new(round)),
+                )
+                .await;
+                assert!(waited.is_ok(), "round {round}: the publish was missed");
+            }
+        });
+        state.set("k", round).await.unwrap();
+        subscriber.await.unwrap();
+    }
+}

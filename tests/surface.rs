@@ -42,7 +42,9 @@ fn every_blocking_write_behaves_like_its_async_namesake() {
             blocking.transaction(|_| Err::<Vec<Write<u32>>, _>("no")),
             Err(TransactionError::Aborted("no"))
         );
-        assert!(blocking.delete_if("lock", Precondition::ModifiedAt(v)).unwrap());
+        assert!(blocking
+            .delete_if("lock", Precondition::ModifiedAt(v))
+            .unwrap());
         assert!(format!("{blocking:?}").starts_with("Blocking(ThreadSafeState"));
     })
     .join()
