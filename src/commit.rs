@@ -20,8 +20,7 @@
 use std::collections::HashSet;
 use std::fmt;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-
-use time::OffsetDateTime;
+use std::time::SystemTime;
 
 use crate::command::{Applied, Command, ModifyFn, Op, Reply};
 use crate::error::{Precondition, StateError};
@@ -36,7 +35,7 @@ use crate::transaction::{TransactionFn, Write};
 use crate::Version;
 
 /// What a write command did: its operation and records, or why it failed.
-type Written<V> = Result<(Operation, Arc<[Change<V>]>), StateError>;
+type Written<V> = Result<(Operation, Changes<V>), StateError>;
 
 /// A caller waiting for its reply, and the reply.
 type Answer = (oneshot::Sender<Reply>, Reply);
@@ -155,50 +154,45 @@ impl<V> Committer<V> {
     fn apply(&mut self, op: Op<V>, changed_by: Option<Arc<str>>) -> Reply {
         Counters::bump(&self.shared.counters.writes);
         let next = self.version.next();
-        // Each arm builds its records straight into their shared slice.
         let written: Written<V> = match op {
             Op::Rollback(target) => return self.rollback(target, next, changed_by),
             Op::Set { key, value } => {
-                Ok((Operation::Set, Arc::new([self.write(key, value, next)])))
+                Ok((Operation::Set, Changes::One(self.write(key, value, next))))
             }
             Op::Update(items) => Ok((
                 Operation::Update,
-                items
-                    .into_iter()
-                    .map(|(key, value)| self.write(key, value, next))
-                    .collect(),
+                Changes::written(
+                    items
+                        .into_iter()
+                        .map(|(key, value)| self.write(key, value, next))
+                        .collect(),
+                ),
             )),
-            Op::Delete(key) => Ok((Operation::Delete, self.remove(key).into_iter().collect())),
-            Op::Clear => Ok((Operation::Clear, self.clear().into())),
-            Op::Retain(keys) => Ok((Operation::Retain, self.retain(&keys).into())),
+            Op::Delete(key) => Ok((Operation::Delete, self.removal(key))),
+            Op::Clear => Ok((Operation::Clear, Changes::written(self.clear()))),
+            Op::Retain(keys) => Ok((Operation::Retain, Changes::written(self.retain(&keys)))),
             Op::Modify { key, f } => self
                 .modify(key, f, next)
-                .map(|changes| (Operation::Modify, changes.into())),
+                .map(|changes| (Operation::Modify, changes)),
             Op::SetIf {
                 key,
                 value,
                 expected,
             } => self.check(&key, expected).map(|()| {
-                (
-                    Operation::Conditional,
-                    Arc::new([self.write(key, value, next)]) as _,
-                )
+                let written = self.write(key, value, next);
+                (Operation::Conditional, Changes::One(written))
             }),
-            Op::DeleteIf { key, expected } => self.check(&key, expected).map(|()| {
-                let removed = self.remove(key).into_iter().collect();
-                (Operation::Conditional, removed)
-            }),
+            Op::DeleteIf { key, expected } => self
+                .check(&key, expected)
+                .map(|()| (Operation::Conditional, self.removal(key))),
             Op::Transaction(f) => self
                 .transaction(f, next)
-                .map(|changes| (Operation::Transaction, changes.into())),
+                .map(|changes| (Operation::Transaction, Changes::written(changes))),
         };
         match written {
             Err(error) => self.fail(error),
-            Ok((_, changes)) if changes.is_empty() => Ok(self.unchanged()),
-            Ok((operation, changes)) => {
-                let changes = Changes::Written(changes);
-                Ok(self.commit(next, operation, changed_by, changes, None))
-            }
+            Ok((_, Changes::None)) => Ok(self.unchanged()),
+            Ok((operation, changes)) => Ok(self.commit(next, operation, changed_by, changes, None)),
         }
     }
 
@@ -242,7 +236,7 @@ impl<V> Committer<V> {
         self.pending.push(Commit {
             view: CommitView {
                 version,
-                timestamp: OffsetDateTime::now_utc(),
+                timestamp: SystemTime::now(),
                 operation,
                 changed_by,
                 changes,
@@ -280,6 +274,11 @@ impl<V> Committer<V> {
 
     /// Remove every key; the records are sorted by key, so a clear's
     /// history does not depend on the map's internal order.
+    /// A removal's records: one change, or none if `key` was absent.
+    fn removal(&mut self, key: Arc<str>) -> Changes<V> {
+        self.remove(key).map_or(Changes::None, Changes::One)
+    }
+
     fn clear(&mut self) -> Vec<Change<V>> {
         let mut changes: Vec<Change<V>> = self
             .map
@@ -315,14 +314,14 @@ impl<V> Committer<V> {
         key: Arc<str>,
         f: ModifyFn<V>,
         version: Version,
-    ) -> Result<Vec<Change<V>>, StateError> {
+    ) -> Result<Changes<V>, StateError> {
         // The closure reads its own reference-counted copy, so it borrows
         // nothing of the map, and a panic leaves the map untouched.
         let current = self.map.get(&key).map(|entry| Arc::clone(entry.value()));
         let outcome = catch_unwind(AssertUnwindSafe(|| f(current.as_deref())));
         match outcome {
-            Ok(Some(value)) => Ok(vec![self.write(key, value, version)]),
-            Ok(None) => Ok(self.remove(key).into_iter().collect()),
+            Ok(Some(value)) => Ok(Changes::One(self.write(key, value, version))),
+            Ok(None) => Ok(self.removal(key)),
             Err(payload) => Err(StateError::ModifyPanicked {
                 key: key.to_string(),
                 message: panic_message(payload.as_ref()),
@@ -444,7 +443,7 @@ struct KeyNames<'a, V>(&'a Changes<V>);
 impl<V> fmt::Debug for KeyNames<'_, V> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         const SHOWN: usize = 8;
-        let Changes::Written(changes) = self.0 else {
+        let Some(changes) = self.0.as_written() else {
             return f.write_str("(rollback)");
         };
         let mut list = f.debug_list();

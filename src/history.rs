@@ -8,6 +8,7 @@
 //! That is what lets the writer mutate its map in place within a group.
 
 use std::collections::VecDeque;
+use std::time::SystemTime;
 
 use serde::Serialize;
 use time::OffsetDateTime;
@@ -105,19 +106,58 @@ pub(crate) struct Change<V> {
     pub(crate) new: Option<Arc<V>>,
 }
 
+impl<V> Clone for Change<V> {
+    fn clone(&self) -> Self {
+        Change {
+            key: Arc::clone(&self.key),
+            old: self.old.clone(),
+            new: self.new.clone(),
+        }
+    }
+}
+
 /// What one commit changed.
 pub(crate) enum Changes<V> {
+    /// Nothing: the command committed no version.
+    None,
+    /// The one key a write command wrote or removed, inline: most commands
+    /// touch one key, and this spares them an allocation.
+    One(Change<V>),
     /// The keys a write command wrote or removed, in order.
-    Written(Arc<[Change<V>]>),
+    Many(Arc<[Change<V>]>),
     /// A rollback: the difference between the two maps, worked out on first
     /// read so that the rollback itself stays O(1).
     Rollback(Arc<RollbackDiff<V>>),
 }
 
+impl<V> Changes<V> {
+    /// The records of a write command, in order, in the cheapest form.
+    pub(crate) fn written(mut changes: Vec<Change<V>>) -> Self {
+        match changes.len() {
+            0 => Changes::None,
+            1 => Changes::One(changes.pop().expect("one")),
+            _ => Changes::Many(changes.into()),
+        }
+    }
+
+    /// A write command's records; `None` for a rollback, whose records are
+    /// not known until computed.
+    pub(crate) fn as_written(&self) -> Option<&[Change<V>]> {
+        match self {
+            Changes::None => Some(&[]),
+            Changes::One(change) => Some(std::slice::from_ref(change)),
+            Changes::Many(changes) => Some(changes),
+            Changes::Rollback(_) => None,
+        }
+    }
+}
+
 impl<V> Clone for Changes<V> {
     fn clone(&self) -> Self {
         match self {
-            Changes::Written(changes) => Changes::Written(Arc::clone(changes)),
+            Changes::None => Changes::None,
+            Changes::One(change) => Changes::One(change.clone()),
+            Changes::Many(changes) => Changes::Many(Arc::clone(changes)),
             Changes::Rollback(diff) => Changes::Rollback(Arc::clone(diff)),
         }
     }
@@ -186,10 +226,7 @@ pub(crate) struct Commit<V> {
 impl<V> Commit<V> {
     #[cfg(test)]
     fn record_count(&self) -> Option<usize> {
-        match &self.view.changes {
-            Changes::Written(changes) => Some(changes.len()),
-            Changes::Rollback(_) => None,
-        }
+        self.view.changes.as_written().map(<[_]>::len)
     }
 }
 
@@ -318,7 +355,7 @@ impl<V> History<V> {
             None => (self.base.map().clone(), 0..=index),
         };
         for commit in self.commits.range(replay) {
-            let Changes::Written(changes) = &commit.view.changes else {
+            let Some(changes) = commit.view.changes.as_written() else {
                 unreachable!("rollback commits keep their snapshot");
             };
             for change in changes.iter() {
@@ -354,7 +391,7 @@ impl<V> History<V> {
                 let more = wanted.is_none_or(|wanted| records < wanted);
                 // A rollback's record count is unknown until computed, so
                 // it never ends the window early.
-                if let Changes::Written(changes) = &commit.view.changes {
+                if let Some(changes) = commit.view.changes.as_written() {
                     records += changes.len();
                 }
                 more
@@ -390,7 +427,10 @@ impl<V> History<V> {
 /// A commit's metadata and changes, cheap to clone out of the history.
 pub(crate) struct CommitView<V> {
     pub(crate) version: Version,
-    pub(crate) timestamp: OffsetDateTime,
+    /// When the writer committed it. Kept as a `SystemTime`, which costs
+    /// the writer one clock read; the calendar conversion happens when a
+    /// record is read.
+    pub(crate) timestamp: SystemTime,
     pub(crate) operation: Operation,
     pub(crate) changed_by: Option<Arc<str>>,
     pub(crate) changes: Changes<V>,
@@ -413,15 +453,15 @@ impl<V> CommitView<V> {
     /// computed on first read).
     fn changes(&self) -> &[Change<V>] {
         match &self.changes {
-            Changes::Written(changes) => changes,
             Changes::Rollback(diff) => diff.changes(),
+            written => written.as_written().expect("not a rollback"),
         }
     }
 
     fn record(&self, change: &Change<V>) -> ChangeRecord<V> {
         ChangeRecord {
             version: self.version,
-            timestamp: self.timestamp,
+            timestamp: OffsetDateTime::from(self.timestamp),
             key: change.key.to_string(),
             operation: self.operation,
             old_value: change.old.clone(),
@@ -434,7 +474,7 @@ impl<V> CommitView<V> {
     pub(crate) fn change_set(&self) -> ChangeSet<V> {
         ChangeSet {
             version: self.version,
-            timestamp: self.timestamp,
+            timestamp: OffsetDateTime::from(self.timestamp),
             operation: self.operation,
             changed_by: self.changed_by.as_deref().map(str::to_owned),
             records: self.changes().iter().map(|c| self.record(c)).collect(),
@@ -520,14 +560,14 @@ mod tests {
             pending.push(Commit {
                 view: CommitView {
                     version,
-                    timestamp: OffsetDateTime::UNIX_EPOCH,
+                    timestamp: SystemTime::UNIX_EPOCH,
                     operation: Operation::Set,
                     changed_by: None,
-                    changes: Changes::Written(Arc::from(vec![Change {
+                    changes: Changes::One(Change {
                         key: Arc::from("k"),
                         old,
                         new: Some(Arc::new(v)),
-                    }])),
+                    }),
                 },
                 snapshot: last_of_group.then(|| Snapshot::new(version, map.clone())),
             });
