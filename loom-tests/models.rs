@@ -246,3 +246,30 @@ fn model_6_write_racing_writer_shutdown_gets_closed_not_a_hang() {
         assert_eq!(state.version(), Version::INITIAL);
     });
 }
+
+/// Model 8: a change stream opened while a write commits delivers that
+/// commit exactly once, whether it finds it in the history backlog or on
+/// the live feed, and ends when the state is gone.
+#[test]
+fn model_8_stream_opened_during_a_commit_misses_nothing() {
+    model("8 stream-vs-commit", || {
+        let (state, writer) = new_state(4);
+        let writer = spawn_writer(writer);
+        let streamer = {
+            let state = state.clone();
+            thread::spawn(move || {
+                let mut stream = state.changes_since(Version::INITIAL).unwrap();
+                drop(state);
+                let mut versions = Vec::new();
+                while let Some(set) = block_on(stream.next()) {
+                    versions.push(set.unwrap().version.get());
+                }
+                versions
+            })
+        };
+        block_on(state.set("k", 1)).unwrap();
+        drop(state);
+        assert_eq!(streamer.join().unwrap(), [1]);
+        writer.join().unwrap();
+    });
+}

@@ -116,14 +116,18 @@ impl<V> Committer<V> {
             .snapshot
             .get_or_insert_with(|| Snapshot::new(self.version, self.map.clone()))
             .clone();
+        let mut history = lock(&self.shared.history);
         // Change streams get the commits even if the history will not keep
-        // them. A stream that subscribes after this check finds them in the
-        // history instead, which is pushed first.
+        // them. The check sits inside the history lock: a stream subscribes
+        // before it locks the history to read its backlog, so either it
+        // read the history before this push and is counted here, or it
+        // reads the history after the push and finds the commits there.
         if self.shared.feed.receiver_count() > 0 {
             self.streamed
                 .extend(self.pending.iter().map(|c| c.view.clone()));
         }
-        lock(&self.shared.history).push(self.pending.drain(..));
+        history.push(self.pending.drain(..));
+        drop(history);
         self.unpublished = Some(snapshot);
     }
 
