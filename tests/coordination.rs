@@ -331,7 +331,11 @@ async fn change_streams_start_at_each_edge_of_the_retention_window() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stream_opened_during_writes_delivers_every_version_once_in_order() {
     const WRITES: u64 = 2000;
-    let state = ThreadSafeState::<u64>::new();
+    // Room for every write, so a consumer starved by the scheduler cannot
+    // lag: this test is about order and repeats, not back-pressure.
+    let state = ThreadSafeState::<u64>::builder()
+        .change_stream_capacity(WRITES as usize)
+        .build();
     let writer = tokio::spawn({
         let state = state.clone();
         async move {
