@@ -6,7 +6,6 @@ use crate::command::{Op, Reply};
 use crate::error::{Precondition, StateError, TransactionError};
 use crate::snapshot::Snapshot;
 use crate::state::ThreadSafeState;
-use crate::sync::Arc;
 use crate::transaction::{AbortSlot, Write};
 use crate::Version;
 
@@ -75,7 +74,7 @@ impl<V: Send + Sync + 'static> Blocking<'_, V> {
     /// assert_eq!(state.version(), version);
     /// # Ok::<(), thread_safe_state::StateError>(())
     /// ```
-    pub fn set(&self, key: impl Into<Arc<str>>, value: V) -> Result<Version, StateError> {
+    pub fn set(&self, key: impl AsRef<str>, value: V) -> Result<Version, StateError> {
         self.submit(Op::set(key, value)?).map(|a| a.version)
     }
 
@@ -98,7 +97,7 @@ impl<V: Send + Sync + 'static> Blocking<'_, V> {
     /// assert_eq!(state.len(), 2);
     /// # Ok::<(), thread_safe_state::StateError>(())
     /// ```
-    pub fn update<K: Into<Arc<str>>>(
+    pub fn update<K: AsRef<str>>(
         &self,
         entries: impl IntoIterator<Item = (K, V)>,
     ) -> Result<Version, StateError> {
@@ -124,7 +123,7 @@ impl<V: Send + Sync + 'static> Blocking<'_, V> {
     /// assert!(state.blocking().delete("k")?);
     /// # Ok::<(), thread_safe_state::StateError>(())
     /// ```
-    pub fn delete(&self, key: impl Into<Arc<str>>) -> Result<bool, StateError> {
+    pub fn delete(&self, key: impl AsRef<str>) -> Result<bool, StateError> {
         self.submit(Op::delete(key)?).map(|a| a.committed)
     }
 
@@ -172,7 +171,7 @@ impl<V: Send + Sync + 'static> Blocking<'_, V> {
     /// assert_eq!(state.get("n").as_deref(), Some(&1));
     /// # Ok::<(), thread_safe_state::StateError>(())
     /// ```
-    pub fn modify<F>(&self, key: impl Into<Arc<str>>, f: F) -> Result<Version, StateError>
+    pub fn modify<F>(&self, key: impl AsRef<str>, f: F) -> Result<Version, StateError>
     where
         F: FnOnce(Option<&V>) -> Option<V> + Send + 'static,
     {
@@ -199,7 +198,7 @@ impl<V: Send + Sync + 'static> Blocking<'_, V> {
     /// assert_eq!(state.keys(), ["keep"]);
     /// # Ok::<(), thread_safe_state::StateError>(())
     /// ```
-    pub fn retain<K: Into<Arc<str>>>(
+    pub fn retain<K: AsRef<str>>(
         &self,
         keys: impl IntoIterator<Item = K>,
     ) -> Result<Version, StateError> {
@@ -253,7 +252,7 @@ impl<V: Send + Sync + 'static> Blocking<'_, V> {
     /// ```
     pub fn set_if(
         &self,
-        key: impl Into<Arc<str>>,
+        key: impl AsRef<str>,
         value: V,
         expected: Precondition,
     ) -> Result<Version, StateError> {
@@ -283,7 +282,7 @@ impl<V: Send + Sync + 'static> Blocking<'_, V> {
     /// ```
     pub fn delete_if(
         &self,
-        key: impl Into<Arc<str>>,
+        key: impl AsRef<str>,
         expected: Precondition,
     ) -> Result<bool, StateError> {
         self.submit(Op::delete_if(key, expected)?)

@@ -107,7 +107,7 @@ impl<V: Send + Sync + 'static> Builder<V> {
     /// # }
     /// ```
     #[must_use]
-    pub fn initial_state<K: Into<Arc<str>>>(
+    pub fn initial_state<K: AsRef<str>>(
         mut self,
         entries: impl IntoIterator<Item = (K, V)>,
     ) -> Self {

@@ -36,24 +36,24 @@ pub(crate) enum Op<V> {
 }
 
 impl<V> Op<V> {
-    pub(crate) fn set(key: impl Into<Arc<str>>, value: V) -> Result<Self, StateError> {
+    pub(crate) fn set(key: impl AsRef<str>, value: V) -> Result<Self, StateError> {
         Ok(Op::Set {
             key: checked_key(key)?,
             value,
         })
     }
 
-    pub(crate) fn update<K: Into<Arc<str>>>(
+    pub(crate) fn update<K: AsRef<str>>(
         entries: impl IntoIterator<Item = (K, V)>,
     ) -> Result<Self, StateError> {
         Ok(Op::Update(checked_keys(entries)?))
     }
 
-    pub(crate) fn delete(key: impl Into<Arc<str>>) -> Result<Self, StateError> {
+    pub(crate) fn delete(key: impl AsRef<str>) -> Result<Self, StateError> {
         Ok(Op::Delete(checked_key(key)?))
     }
 
-    pub(crate) fn modify<F>(key: impl Into<Arc<str>>, f: F) -> Result<Self, StateError>
+    pub(crate) fn modify<F>(key: impl AsRef<str>, f: F) -> Result<Self, StateError>
     where
         F: FnOnce(Option<&V>) -> Option<V> + Send + 'static,
     {
@@ -64,7 +64,7 @@ impl<V> Op<V> {
     }
 
     pub(crate) fn set_if(
-        key: impl Into<Arc<str>>,
+        key: impl AsRef<str>,
         value: V,
         expected: Precondition,
     ) -> Result<Self, StateError> {
@@ -76,7 +76,7 @@ impl<V> Op<V> {
     }
 
     pub(crate) fn delete_if(
-        key: impl Into<Arc<str>>,
+        key: impl AsRef<str>,
         expected: Precondition,
     ) -> Result<Self, StateError> {
         Ok(Op::DeleteIf {
@@ -85,8 +85,12 @@ impl<V> Op<V> {
         })
     }
 
-    pub(crate) fn retain<K: Into<Arc<str>>>(keys: impl IntoIterator<Item = K>) -> Self {
-        Op::Retain(keys.into_iter().map(Into::into).collect())
+    pub(crate) fn retain<K: AsRef<str>>(keys: impl IntoIterator<Item = K>) -> Self {
+        Op::Retain(
+            keys.into_iter()
+                .map(|key| Arc::from(key.as_ref()))
+                .collect(),
+        )
     }
 }
 
@@ -109,8 +113,8 @@ pub(crate) struct Command<V> {
 }
 
 /// Checks a key before it is sent, so a bad key never reaches the writer.
-pub(crate) fn checked_key(key: impl Into<Arc<str>>) -> Result<Arc<str>, StateError> {
-    let key = key.into();
+pub(crate) fn checked_key(key: impl AsRef<str>) -> Result<Arc<str>, StateError> {
+    let key: Arc<str> = Arc::from(key.as_ref());
     if key.is_empty() {
         Err(StateError::EmptyKey)
     } else {
@@ -119,7 +123,7 @@ pub(crate) fn checked_key(key: impl Into<Arc<str>>) -> Result<Arc<str>, StateErr
 }
 
 /// Checks every key of a batch; one bad key rejects the whole batch.
-pub(crate) fn checked_keys<K: Into<Arc<str>>, T>(
+pub(crate) fn checked_keys<K: AsRef<str>, T>(
     items: impl IntoIterator<Item = (K, T)>,
 ) -> Result<Vec<(Arc<str>, T)>, StateError> {
     items

@@ -5,7 +5,6 @@ use crate::command::Op;
 use crate::error::{Precondition, StateError, TransactionError};
 use crate::snapshot::Snapshot;
 use crate::state::ThreadSafeState;
-use crate::sync::Arc;
 use crate::transaction::{AbortSlot, Write};
 use crate::Version;
 
@@ -52,7 +51,7 @@ impl<V: Send + Sync + 'static> ThreadSafeState<V> {
     /// ```
     pub async fn set_if(
         &self,
-        key: impl Into<Arc<str>>,
+        key: impl AsRef<str>,
         value: V,
         expected: Precondition,
     ) -> Result<Version, StateError> {
@@ -91,7 +90,7 @@ impl<V: Send + Sync + 'static> ThreadSafeState<V> {
     /// ```
     pub async fn delete_if(
         &self,
-        key: impl Into<Arc<str>>,
+        key: impl AsRef<str>,
         expected: Precondition,
     ) -> Result<bool, StateError> {
         self.submit(Op::delete_if(key, expected)?)

@@ -479,9 +479,9 @@ impl<V> ThreadSafeState<V> {
     /// # Ok(())
     /// # }
     /// ```
-    pub fn for_agent(&self, agent: impl Into<Arc<str>>) -> Self {
+    pub fn for_agent(&self, agent: impl AsRef<str>) -> Self {
         Self {
-            changed_by: Some(agent.into()),
+            changed_by: Some(Arc::from(agent.as_ref())),
             ..self.clone()
         }
     }
@@ -582,7 +582,7 @@ impl<V: Send + Sync + 'static> ThreadSafeState<V> {
     /// # Ok(())
     /// # }
     /// ```
-    pub async fn set(&self, key: impl Into<Arc<str>>, value: V) -> Result<Version, StateError> {
+    pub async fn set(&self, key: impl AsRef<str>, value: V) -> Result<Version, StateError> {
         self.submit(Op::set(key, value)?).await.map(|a| a.version)
     }
 
@@ -614,7 +614,7 @@ impl<V: Send + Sync + 'static> ThreadSafeState<V> {
     /// # Ok(())
     /// # }
     /// ```
-    pub async fn update<K: Into<Arc<str>>>(
+    pub async fn update<K: AsRef<str>>(
         &self,
         entries: impl IntoIterator<Item = (K, V)>,
     ) -> Result<Version, StateError> {
@@ -649,7 +649,7 @@ impl<V: Send + Sync + 'static> ThreadSafeState<V> {
     /// # Ok(())
     /// # }
     /// ```
-    pub async fn delete(&self, key: impl Into<Arc<str>>) -> Result<bool, StateError> {
+    pub async fn delete(&self, key: impl AsRef<str>) -> Result<bool, StateError> {
         self.submit(Op::delete(key)?).await.map(|a| a.committed)
     }
 
@@ -717,7 +717,7 @@ impl<V: Send + Sync + 'static> ThreadSafeState<V> {
     /// # Ok(())
     /// # }
     /// ```
-    pub async fn modify<F>(&self, key: impl Into<Arc<str>>, f: F) -> Result<Version, StateError>
+    pub async fn modify<F>(&self, key: impl AsRef<str>, f: F) -> Result<Version, StateError>
     where
         F: FnOnce(Option<&V>) -> Option<V> + Send + 'static,
     {
@@ -751,7 +751,7 @@ impl<V: Send + Sync + 'static> ThreadSafeState<V> {
     /// # Ok(())
     /// # }
     /// ```
-    pub async fn retain<K: Into<Arc<str>>>(
+    pub async fn retain<K: AsRef<str>>(
         &self,
         keys: impl IntoIterator<Item = K>,
     ) -> Result<Version, StateError> {

@@ -57,9 +57,9 @@ impl<V> Write<V> {
     /// let write = Write::set("phase", "done");
     /// assert!(matches!(write, Write::Set { .. }));
     /// ```
-    pub fn set(key: impl Into<Arc<str>>, value: V) -> Self {
+    pub fn set(key: impl AsRef<str>, value: V) -> Self {
         Write::Set {
-            key: key.into(),
+            key: Arc::from(key.as_ref()),
             value,
         }
     }
@@ -73,8 +73,10 @@ impl<V> Write<V> {
     /// let write = Write::<u8>::delete("scratch");
     /// assert!(matches!(write, Write::Delete { .. }));
     /// ```
-    pub fn delete(key: impl Into<Arc<str>>) -> Self {
-        Write::Delete { key: key.into() }
+    pub fn delete(key: impl AsRef<str>) -> Self {
+        Write::Delete {
+            key: Arc::from(key.as_ref()),
+        }
     }
 
     pub(crate) fn key(&self) -> &Arc<str> {

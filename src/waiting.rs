@@ -119,8 +119,8 @@ impl<V> ThreadSafeState<V> {
     /// # Ok(())
     /// # }
     /// ```
-    pub fn watch_key(&self, key: impl Into<Arc<str>>) -> KeyWatch<V> {
-        let key = key.into();
+    pub fn watch_key(&self, key: impl AsRef<str>) -> KeyWatch<V> {
+        let key: Arc<str> = Arc::from(key.as_ref());
         let updates = self.subscribe();
         let seen = updates.borrow().modified_version(&key);
         KeyWatch { updates, key, seen }

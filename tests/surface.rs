@@ -198,3 +198,21 @@ async fn a_model_that_cannot_serialize_is_a_type_mismatch() {
     );
     assert_eq!(state.version(), Version::INITIAL);
 }
+
+#[tokio::test]
+async fn keys_can_be_any_string_like_type() {
+    let state = ThreadSafeState::new();
+    let owned = String::from("owned");
+    let shared: std::sync::Arc<str> = std::sync::Arc::from("shared");
+    state.set(&owned, 1).await.unwrap(); // &String
+    state.set(owned.clone(), 2).await.unwrap(); // String
+    state.set(shared.clone(), 3).await.unwrap(); // Arc<str>
+    state.set(std::borrow::Cow::from("cow"), 4).await.unwrap();
+    let names = vec![String::from("x"), String::from("y")];
+    state.update(names.iter().map(|n| (n, 5))).await.unwrap(); // (&String, V)
+    state.retain(&names).await.unwrap();
+    assert_eq!(state.keys(), ["x", "y"]);
+    let agent = state.for_agent(&owned);
+    assert_eq!(agent.agent_id(), Some("owned"));
+    assert_eq!(state.watch_key(&owned).key(), "owned");
+}
