@@ -139,13 +139,17 @@ impl<V> Committer<V> {
             return;
         };
         #[cfg(thread_safe_state_loom)]
-        if self.broken_order == BrokenOrder::NotifyBeforePublish {
+        let notify_first = self.broken_order == BrokenOrder::NotifyBeforePublish;
+        #[cfg(not(thread_safe_state_loom))]
+        let notify_first = false;
+        if notify_first {
+            // The deliberate bug of a loom model: wake before publishing.
             self.shared.notifier.notify(snapshot.clone());
             self.shared.current.store(Arc::clone(snapshot.inner()));
-            return;
+        } else {
+            self.shared.current.store(Arc::clone(snapshot.inner()));
+            self.shared.notifier.notify(snapshot);
         }
-        self.shared.current.store(Arc::clone(snapshot.inner()));
-        self.shared.notifier.notify(snapshot);
         if !self.streamed.is_empty() {
             let group: FeedItem<V> = self.streamed.drain(..).collect();
             // No receiver left is fine: nobody is streaming any more.

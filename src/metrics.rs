@@ -221,8 +221,23 @@ mod tests {
         assert_eq!(counter.sum(), 8000);
     }
 
+    /// Serializes the tests that depend on how many shards are taken.
+    static SHARD_TESTS: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+    #[test]
+    fn an_exited_threads_shard_is_reused_by_the_next_thread() {
+        let _one_at_a_time = SHARD_TESTS.lock().unwrap_or_else(|e| e.into_inner());
+        // Far more threads over time than there are shards, never many at
+        // once: without recycling, the later ones would all share.
+        for _ in 0..SHARDS * 3 {
+            let (_, exclusive) = std::thread::spawn(thread_shard).join().unwrap();
+            assert!(exclusive, "an exited thread's shard was not recycled");
+        }
+    }
+
     #[test]
     fn more_threads_than_shards_still_count_exactly() {
+        let _one_at_a_time = SHARD_TESTS.lock().unwrap_or_else(|e| e.into_inner());
         let counter = std::sync::Arc::new(ShardedCounter::default());
         let barrier = std::sync::Arc::new(std::sync::Barrier::new(SHARDS + 8));
         let threads: Vec<_> = (0..SHARDS + 8)

@@ -41,6 +41,7 @@ impl<V> ThreadSafeState<V> {
     /// ```
     pub async fn wait_for(&self, mut predicate: impl FnMut(&Snapshot<V>) -> bool) -> Snapshot<V> {
         let mut updates = self.subscribe();
+        // Bound to a name so the borrow of `updates` ends before it drops.
         let found = updates
             .wait_for(|snapshot| predicate(snapshot))
             .await
