@@ -182,29 +182,25 @@ impl<V> RollbackDiff<V> {
     /// The keys whose values differ, sorted by key. O(n) the first time.
     fn changes(&self) -> &[Change<V>] {
         self.changes.get_or_init(|| {
-            let differs = |a: Option<&Arc<V>>, b: Option<&Arc<V>>| match (a, b) {
-                (Some(a), Some(b)) => !Arc::ptr_eq(a, b),
-                (a, b) => a.is_some() != b.is_some(),
-            };
-            let value = |map: &Map<V>, key: &str| map.get(key).map(|e| Arc::clone(e.value()));
-            let mut changes: Vec<Change<V>> = self
-                .before
+            let before_keys = self.before.keys();
+            let after_only = self
+                .after
                 .keys()
-                .chain(
-                    self.after
-                        .keys()
-                        .filter(|key| !self.before.contains_key(key)),
-                )
-                .filter(|key| {
-                    differs(
-                        self.before.get(key).map(Entry::value),
-                        self.after.get(key).map(Entry::value),
-                    )
-                })
-                .map(|key| Change {
-                    key: Arc::clone(key),
-                    old: value(&self.before, key),
-                    new: value(&self.after, key),
+                .filter(|key| !self.before.contains_key(key));
+            let mut changes: Vec<Change<V>> = before_keys
+                .chain(after_only)
+                .filter_map(|key| {
+                    let old = self.before.get(key).map(Entry::value);
+                    let new = self.after.get(key).map(Entry::value);
+                    let same = match (old, new) {
+                        (Some(old), Some(new)) => Arc::ptr_eq(old, new),
+                        (old, new) => old.is_none() && new.is_none(),
+                    };
+                    (!same).then(|| Change {
+                        key: Arc::clone(key),
+                        old: old.cloned(),
+                        new: new.cloned(),
+                    })
                 })
                 .collect();
             changes.sort_unstable_by(|a, b| a.key.cmp(&b.key));
