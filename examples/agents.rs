@@ -100,7 +100,7 @@ async fn main() -> Result<(), StateError> {
     agents.push(tokio::spawn(async move {
         let parsed = modeler
             .wait_for(|s| list_len(s.get("contracts_parsed").as_deref()) == CONTRACTS.len())
-            .await;
+            .await?;
         modeler.set("current_phase", json!("generate")).await?;
         let contracts: Vec<String> = parsed.get_as("contracts_parsed")?;
         let models: Vec<Value> = contracts
@@ -153,7 +153,7 @@ async fn main() -> Result<(), StateError> {
                     list_len(s.get("generated_tests").as_deref()) > 0
                         && list_len(s.get("generated_validators").as_deref()) > 0
                 })
-                .await;
+                .await?;
             // Exactly one reviewer moves the phase from "generate" to
             // "review": the others lose the compare-and-set (or see it
             // done already) and carry on.
@@ -183,7 +183,7 @@ async fn main() -> Result<(), StateError> {
     // The supervisor waits for every reviewer, then closes the session.
     let done = state
         .wait_for(|s| list_len(s.get("completed_agents").as_deref()) == REVIEWERS)
-        .await;
+        .await?;
     for agent in agents {
         agent.await.expect("agent task panicked")?;
     }

@@ -44,9 +44,7 @@ async fn main() -> Result<(), StateError> {
                 .and_then(|v| v.as_array().map(Vec::len))
                 == Some(5)
         })
-        .await
-        .expect("the state outlives this wait")
-        .clone();
+        .await?;
     for agent in agents {
         agent.await.expect("agent task panicked")?;
     }

@@ -2,11 +2,11 @@
 
 use std::fmt;
 
-use crate::command::{Op, Reply};
 use crate::error::{Precondition, StateError, TransactionError};
 use crate::snapshot::Snapshot;
 use crate::state::ThreadSafeState;
 use crate::transaction::{AbortSlot, Write};
+use crate::writer::command::{Op, Reply};
 use crate::Version;
 
 /// The writes of a [`ThreadSafeState`], blocking the calling thread until the

@@ -2,14 +2,15 @@
 
 use std::fmt;
 
-use crate::command::checked_keys;
-use crate::commit::Committer;
 use crate::error::BuildError;
 use crate::map::Map;
 use crate::shared::Shared;
 use crate::snapshot::{Entry, Snapshot};
 use crate::state::ThreadSafeState;
 use crate::sync::{mpsc, Arc};
+use crate::writer::command::checked_keys;
+use crate::writer::commit::Committer;
+use crate::writer::feed::Feed;
 use crate::writer::Writer;
 use crate::Version;
 
@@ -269,13 +270,15 @@ impl<V: Send + Sync + 'static> Builder<V> {
             let version = Version::INITIAL;
             map.insert(key, Entry::new(Arc::new(value), version, version));
         }
-        let shared = Arc::new(Shared::new(
+        let (shared, feed) = Shared::new(
             Snapshot::new(Version::INITIAL, map),
             self.max_history,
             self.stream_capacity,
-        ));
+        );
+        let shared = Arc::new(shared);
         let (mailbox, inbox) = mpsc::channel(self.mailbox_capacity);
-        let writer = Writer::new(inbox, Committer::new(Arc::clone(&shared)));
+        let committer = Committer::new(Arc::clone(&shared), Feed::new(feed, self.stream_capacity));
+        let writer = Writer::new(inbox, committer, Arc::clone(&shared));
         (ThreadSafeState::from_parts(shared, mailbox), writer)
     }
 }

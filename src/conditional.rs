@@ -1,11 +1,11 @@
 //! Optimistic concurrency: conditional writes and transactions, run in
 //! the writer so that the check and the write are one atomic step.
 
-use crate::command::Op;
 use crate::error::{Precondition, StateError, TransactionError};
 use crate::snapshot::Snapshot;
 use crate::state::ThreadSafeState;
 use crate::transaction::{AbortSlot, Write};
+use crate::writer::command::Op;
 use crate::Version;
 
 impl<V: Send + Sync + 'static> ThreadSafeState<V> {

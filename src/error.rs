@@ -142,11 +142,16 @@ pub enum StateError {
         message: String,
     },
 
-    /// The state's writer task has stopped, so the write was not applied.
+    /// The state's writer task has stopped: a write was not applied, and a
+    /// wait ends because no new version will ever be published.
     ///
-    /// This happens when the tokio runtime that owns the writer shut down.
+    /// A write gets it when the tokio runtime that owns the writer shut
+    /// down. A wait ([`wait_for`](crate::ThreadSafeState::wait_for),
+    /// [`KeyWatch::changed`](crate::KeyWatch::changed),
+    /// [`Subscriber::changed`](crate::Subscriber::changed), a change
+    /// stream) gets it then too, and also once every handle was dropped.
     #[error(
-        "the state's writer task has stopped (its tokio runtime shut down); the write was not applied"
+        "the state's writer task has stopped (its tokio runtime shut down, or every handle was dropped): writes are not applied and no new version will be published"
     )]
     Closed,
 }

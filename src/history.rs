@@ -3,20 +3,32 @@
 //! The history retains the last `max_history` commits with their change
 //! records, so the versions a rollback can reach are the current one and the
 //! `max_history` before it. It stores a full snapshot only for published
-//! versions (the last commit of each group commit) and for rollbacks; the
-//! versions in between are rebuilt by replaying at most one group's changes.
-//! That is what lets the writer mutate its map in place within a group.
+//! versions (the last commit of each group commit); the versions in between
+//! are rebuilt by replaying at most one group's changes. That is what lets
+//! the writer mutate its map in place within a group.
+//!
+//! The commits live in a persistent vector (`imbl::Vector`), so a reader
+//! copies the whole history out from under its lock in O(1) and does every
+//! search, filter and replay outside it: the writer, which takes the same
+//! lock once per group, never waits behind work proportional to the window.
+//! The vector's chunks are shared until the writer next pushes, which then
+//! copies the one chunk it appends to (and only if a reader copy is alive).
+//!
+//! Commits of a group are pushed *before* the group is published, so a
+//! reader must not show versions past what `version()` shows: every query
+//! takes a *horizon*, the newest version the caller may see (see
+//! [`History::horizon`]), and ignores anything newer.
 
-use std::collections::VecDeque;
+use std::collections::HashSet;
 use std::time::SystemTime;
 
 use serde::Serialize;
 use time::OffsetDateTime;
 
 use crate::error::StateError;
-use crate::map::Map;
-use crate::snapshot::{Entry, Snapshot};
-use crate::sync::{Arc, OnceLock};
+use crate::snapshot::Snapshot;
+use crate::sync::Arc;
+use crate::writer::retired::{Item, Retired};
 use crate::Version;
 
 /// The kind of write that produced a [`ChangeRecord`].
@@ -44,7 +56,7 @@ pub enum Operation {
     /// [`retain`](crate::ThreadSafeState::retain): one record per removed key.
     Retain,
     /// [`rollback`](crate::ThreadSafeState::rollback): one record per key whose
-    /// value the rollback changed.
+    /// value the rollback changed, sorted by key.
     Rollback,
     /// [`set_if`](crate::ThreadSafeState::set_if) or
     /// [`delete_if`](crate::ThreadSafeState::delete_if).
@@ -118,16 +130,14 @@ impl<V> Clone for Change<V> {
 
 /// What one commit changed.
 pub(crate) enum Changes<V> {
-    /// Nothing: the command committed no version.
+    /// Nothing: the command committed no version (or a rollback to
+    /// identical contents, which commits a version with no records).
     None,
     /// The one key a write command wrote or removed, inline: most commands
     /// touch one key, and this spares them an allocation.
     One(Change<V>),
     /// The keys a write command wrote or removed, in order.
     Many(Arc<[Change<V>]>),
-    /// A rollback: the difference between the two maps, worked out on first
-    /// read so that the rollback itself stays O(1).
-    Rollback(Arc<RollbackDiff<V>>),
 }
 
 impl<V> Changes<V> {
@@ -140,15 +150,17 @@ impl<V> Changes<V> {
         }
     }
 
-    /// A write command's records; `None` for a rollback, whose records are
-    /// not known until computed.
-    pub(crate) fn as_written(&self) -> Option<&[Change<V>]> {
+    /// The records, in the order they were made.
+    pub(crate) fn as_slice(&self) -> &[Change<V>] {
         match self {
-            Changes::None => Some(&[]),
-            Changes::One(change) => Some(std::slice::from_ref(change)),
-            Changes::Many(changes) => Some(changes),
-            Changes::Rollback(_) => None,
+            Changes::None => &[],
+            Changes::One(change) => std::slice::from_ref(change),
+            Changes::Many(changes) => changes,
         }
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        matches!(self, Changes::None)
     }
 }
 
@@ -158,54 +170,7 @@ impl<V> Clone for Changes<V> {
             Changes::None => Changes::None,
             Changes::One(change) => Changes::One(change.clone()),
             Changes::Many(changes) => Changes::Many(Arc::clone(changes)),
-            Changes::Rollback(diff) => Changes::Rollback(Arc::clone(diff)),
         }
-    }
-}
-
-/// The maps before and after a rollback, and their difference once computed.
-pub(crate) struct RollbackDiff<V> {
-    before: Map<V>,
-    after: Map<V>,
-    changes: OnceLock<Vec<Change<V>>>,
-}
-
-impl<V> RollbackDiff<V> {
-    pub(crate) fn new(before: Map<V>, after: Map<V>) -> Self {
-        Self {
-            before,
-            after,
-            changes: OnceLock::new(),
-        }
-    }
-
-    /// The keys whose values differ, sorted by key. O(n) the first time.
-    fn changes(&self) -> &[Change<V>] {
-        self.changes.get_or_init(|| {
-            let before_keys = self.before.keys();
-            let after_only = self
-                .after
-                .keys()
-                .filter(|key| !self.before.contains_key(key));
-            let mut changes: Vec<Change<V>> = before_keys
-                .chain(after_only)
-                .filter_map(|key| {
-                    let old = self.before.get(key).map(Entry::value);
-                    let new = self.after.get(key).map(Entry::value);
-                    let same = match (old, new) {
-                        (Some(old), Some(new)) => Arc::ptr_eq(old, new),
-                        (old, new) => old.is_none() && new.is_none(),
-                    };
-                    (!same).then(|| Change {
-                        key: Arc::clone(key),
-                        old: old.cloned(),
-                        new: new.cloned(),
-                    })
-                })
-                .collect();
-            changes.sort_unstable_by(|a, b| a.key.cmp(&b.key));
-            changes
-        })
     }
 }
 
@@ -214,22 +179,24 @@ pub(crate) struct Commit<V> {
     /// What it was and what it changed.
     pub(crate) view: CommitView<V>,
     /// The state this commit produced. Kept for the last commit of each
-    /// group commit (the published one) and for rollbacks; the versions in
-    /// between are rebuilt on demand by replaying changes.
+    /// group commit (the published one); the versions in between are
+    /// rebuilt on demand by replaying changes.
     pub(crate) snapshot: Option<Snapshot<V>>,
 }
 
-impl<V> Commit<V> {
-    #[cfg(test)]
-    fn record_count(&self) -> Option<usize> {
-        self.view.changes.as_written().map(<[_]>::len)
+impl<V> Clone for Commit<V> {
+    fn clone(&self) -> Self {
+        Commit {
+            view: self.view.clone(),
+            snapshot: self.snapshot.clone(),
+        }
     }
 }
 
 /// Why a version cannot be looked up.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Unreachable {
-    /// Newer than the current version.
+    /// Newer than the horizon.
     Future,
     /// Older than the oldest retained version.
     Compacted { oldest_retained: Version },
@@ -250,115 +217,160 @@ impl Unreachable {
 
 /// The bounded history.
 ///
-/// Logically it keeps the last `max_history` commits. Physically it keeps a
-/// *base* snapshot and every commit after it; the base moves forward only to
-/// a commit that holds a snapshot, so up to one group commit's worth of
-/// extra commits can linger past the logical window. They are never
-/// reachable: lookups and records honour the logical window exactly.
+/// Logically it keeps the last `max_history` commits before a horizon.
+/// Physically it keeps a *base* snapshot and every commit after it; the
+/// base moves forward only to a commit that holds a snapshot, and only as
+/// far as the last *published* version allows (a reader may still ask with
+/// that horizon), so up to two groups' worth of extra commits can linger
+/// past the logical window. They are never reachable: lookups and records
+/// honour the logical window exactly.
 pub(crate) struct History<V> {
     max_history: usize,
     base: Snapshot<V>,
-    /// The commits after `base`, versions `base + 1 ..= current`.
-    commits: VecDeque<Commit<V>>,
+    /// The commits after `base`, versions `base + 1 ..= newest`.
+    commits: imbl::Vector<Commit<V>>,
+    /// The newest version known to be published when the writer last
+    /// pushed; a lower bound for every reader's horizon.
+    published: Version,
+}
+
+impl<V> Clone for History<V> {
+    /// O(1): the vector's chunks are shared.
+    fn clone(&self) -> Self {
+        Self {
+            max_history: self.max_history,
+            base: self.base.clone(),
+            commits: self.commits.clone(),
+            published: self.published,
+        }
+    }
 }
 
 impl<V> History<V> {
     pub(crate) fn new(max_history: usize, initial: Snapshot<V>) -> Self {
+        let published = initial.version();
         Self {
             max_history,
             base: initial,
-            // Cap the up-front allocation: a huge max_history is a bound, not a size.
-            commits: VecDeque::with_capacity(max_history.min(1024)),
+            commits: imbl::Vector::new(),
+            published,
         }
     }
 
-    /// The latest committed version.
-    pub(crate) fn current_version(&self) -> Version {
+    /// The newest version recorded, published or not. Only the writer may
+    /// look this far.
+    pub(crate) fn newest(&self) -> Version {
         Version::new(self.base.version().get() + self.commits.len() as u64)
     }
 
-    /// The oldest version a rollback can reach.
-    pub(crate) fn oldest_retained(&self) -> Version {
-        let window_start = self
-            .current_version()
-            .get()
-            .saturating_sub(self.max_history as u64);
+    /// The horizon of a reader that loaded `published` from the snapshot
+    /// cell *before* it copied this history: every version up to the
+    /// horizon is published, and every published version up to it is
+    /// recorded here (commits are pushed before they are published).
+    pub(crate) fn horizon(&self, published: Version) -> Version {
+        published.max(self.published).min(self.newest())
+    }
+
+    /// The oldest version reachable from `horizon`.
+    pub(crate) fn oldest_retained(&self, horizon: Version) -> Version {
+        let window_start = horizon.get().saturating_sub(self.max_history as u64);
         self.base.version().max(Version::new(window_start))
     }
 
-    /// Commits in the logical window.
-    pub(crate) fn retained_commits(&self) -> usize {
-        (self.current_version().get() - self.oldest_retained().get()) as usize
+    /// Commits in the logical window before `horizon`.
+    pub(crate) fn retained_commits(&self, horizon: Version) -> usize {
+        (horizon.get() - self.oldest_retained(horizon).get()) as usize
+    }
+
+    /// Index in `commits` of `version` (which must be after the base).
+    fn index(&self, version: Version) -> usize {
+        (version.get() - self.base.version().get() - 1) as usize
     }
 
     /// Record a group of commits, the last of which holds its snapshot, and
-    /// drop what falls out of the window.
-    pub(crate) fn push(&mut self, commits: impl IntoIterator<Item = Commit<V>>) {
+    /// retire what no reader can reach any more. `published` is the newest
+    /// version published before this group.
+    pub(crate) fn push(
+        &mut self,
+        commits: impl IntoIterator<Item = Commit<V>>,
+        published: Version,
+        retired: &mut Retired<V>,
+    ) {
         for commit in commits {
-            debug_assert_eq!(commit.view.version, self.current_version().next());
+            debug_assert_eq!(commit.view.version, self.newest().next());
             self.commits.push_back(commit);
         }
         debug_assert!(self.commits.back().is_none_or(|c| c.snapshot.is_some()));
-        self.evict();
+        self.published = self.published.max(published);
+        self.evict(retired);
     }
 
-    /// Move the base forward to the newest commit with a snapshot that keeps
-    /// at least `max_history` commits after it.
-    fn evict(&mut self) {
-        let excess = self.commits.len().saturating_sub(self.max_history);
-        let new_base = self
-            .commits
-            .iter()
-            .take(excess)
-            .rposition(|commit| commit.snapshot.is_some());
-        if let Some(index) = new_base {
-            let evicted = self.commits.drain(..=index).next_back();
-            self.base = evicted
-                .and_then(|commit| commit.snapshot)
-                .expect("rposition found a snapshot");
+    /// Move the base forward to the newest commit with a snapshot at or
+    /// before the oldest version a reader with the published horizon can
+    /// still reach.
+    fn evict(&mut self, retired: &mut Retired<V>) {
+        let keep_from = self.oldest_retained(self.published);
+        let evictable = (keep_from.get() - self.base.version().get()) as usize;
+        let mut new_base = None;
+        for index in (0..evictable.min(self.commits.len())).rev() {
+            if self.commits[index].snapshot.is_some() {
+                new_base = Some(index);
+                break;
+            }
         }
+        let Some(index) = new_base else {
+            return;
+        };
+        for _ in 0..index {
+            let commit = self.commits.pop_front().expect("within length");
+            retired.push(Item::Commit(commit));
+        }
+        let commit = self.commits.pop_front().expect("within length");
+        let snapshot = commit.snapshot.clone().expect("found with a snapshot");
+        retired.push(Item::Commit(commit));
+        let old_base = std::mem::replace(&mut self.base, snapshot);
+        retired.push(Item::Snapshot(old_base));
     }
 
-    /// The state at a retained version: O(1) for a published version or a
-    /// rollback, otherwise a replay of at most one group commit's changes.
-    pub(crate) fn snapshot_at(&self, version: Version) -> Result<Snapshot<V>, Unreachable> {
-        let oldest_retained = self.oldest_retained();
+    /// The state at `version`, seen from `horizon`: O(1) for a published
+    /// version, otherwise a replay of at most one group commit's changes.
+    pub(crate) fn snapshot_at(
+        &self,
+        version: Version,
+        horizon: Version,
+    ) -> Result<Snapshot<V>, Unreachable> {
+        let oldest_retained = self.oldest_retained(horizon);
         if version < oldest_retained {
             return Err(Unreachable::Compacted { oldest_retained });
         }
-        if version > self.current_version() {
+        if version > horizon {
             return Err(Unreachable::Future);
         }
-        let Some(index) = (version.get() - self.base.version().get()).checked_sub(1) else {
+        if version == self.base.version() {
             return Ok(self.base.clone());
-        };
-        let index = index as usize;
-        let start = self
-            .commits
-            .range(..=index)
-            .rposition(|c| c.snapshot.is_some());
-        let (mut map, replay) = match start {
-            Some(start) if start == index => {
-                return Ok(self.commits[index]
-                    .snapshot
-                    .clone()
-                    .expect("position has one"))
+        }
+        let index = self.index(version);
+        let mut start = None;
+        for at in (0..=index).rev() {
+            if let Some(snapshot) = &self.commits[at].snapshot {
+                if at == index {
+                    return Ok(snapshot.clone());
+                }
+                start = Some((at + 1, snapshot.map().clone()));
+                break;
             }
-            Some(start) => {
-                let snapshot = self.commits[start].snapshot.as_ref().expect("has one");
-                (snapshot.map().clone(), start + 1..=index)
-            }
-            None => (self.base.map().clone(), 0..=index),
-        };
-        for commit in self.commits.range(replay) {
-            let Some(changes) = commit.view.changes.as_written() else {
-                unreachable!("rollback commits keep their snapshot");
-            };
-            for change in changes.iter() {
+        }
+        let (from, mut map) = start.unwrap_or_else(|| (0, self.base.map().clone()));
+        for at in from..=index {
+            let commit = &self.commits[at];
+            for change in commit.view.changes.as_slice() {
                 match &change.new {
                     Some(value) => {
-                        let version = commit.view.version;
-                        map.write(Arc::clone(&change.key), Arc::clone(value), version);
+                        map.write(
+                            Arc::clone(&change.key),
+                            Arc::clone(value),
+                            commit.view.version,
+                        );
                     }
                     None => {
                         map.remove(&change.key);
@@ -369,53 +381,69 @@ impl<V> History<V> {
         Ok(Snapshot::new(version, map))
     }
 
-    /// What [`Window::records`] needs from the retained commits, newest
-    /// first, taken under the lock so that building the records happens
-    /// outside it. Without a key filter it stops once the commits hold
-    /// `limit` records, so `history(None, Some(10))` copies a few commits,
-    /// not the whole window.
-    pub(crate) fn window(&self, key: Option<&str>, limit: Option<usize>) -> Window<V> {
-        let skip = self.commits.len() - self.retained_commits();
-        let wanted = if key.is_none() { limit } else { None };
-        let mut records = 0;
-        let commits = self
-            .commits
-            .iter()
-            .skip(skip)
-            .rev()
-            .take_while(|commit| {
-                let more = wanted.is_none_or(|wanted| records < wanted);
-                // A rollback's record count is unknown until computed, so
-                // it never ends the window early.
-                if let Some(changes) = commit.view.changes.as_written() {
-                    records += changes.len();
-                }
-                more
-            })
-            .map(|commit| commit.view.clone())
-            .collect();
-        Window { commits }
+    /// The commits after `after` up to and including `upto`, oldest first;
+    /// finding the start is O(log n), not a walk from the front.
+    fn between(
+        &self,
+        after: Version,
+        upto: Version,
+    ) -> impl DoubleEndedIterator<Item = &Commit<V>> {
+        let base = self.base.version().get();
+        let from = (after.get().max(base) - base) as usize;
+        let to = ((upto.get().max(base) - base) as usize).max(from);
+        self.commits.focus().narrow(from..to).into_iter()
     }
 
-    /// The commits after `version`, oldest first. `version` must be retained.
-    pub(crate) fn views_after(&self, version: Version) -> VecDeque<CommitView<V>> {
-        debug_assert!(version >= self.oldest_retained());
-        let skip = (version.get() - self.base.version().get()) as usize;
-        self.commits
-            .iter()
-            .skip(skip)
-            .map(|c| c.view.clone())
+    /// The commits in the window before `horizon`, newest first.
+    fn newest_first(&self, horizon: Version) -> impl Iterator<Item = &Commit<V>> {
+        self.between(self.oldest_retained(horizon), horizon).rev()
+    }
+
+    /// Change records before `horizon`, most recent first, optionally for
+    /// one key and at most `limit`.
+    pub(crate) fn records(
+        &self,
+        key: Option<&str>,
+        limit: Option<usize>,
+        horizon: Version,
+    ) -> Vec<ChangeRecord<V>> {
+        self.newest_first(horizon)
+            .flat_map(|commit| {
+                let view = &commit.view;
+                view.changes
+                    .as_slice()
+                    .iter()
+                    .rev()
+                    .map(move |change| (view, change))
+            })
+            .filter(|(_, change)| key.is_none_or(|k| *change.key == *k))
+            .take(limit.unwrap_or(usize::MAX))
+            .map(|(view, change)| view.record(change))
             .collect()
     }
 
-    /// Change records retained, if known without computing rollback diffs.
+    /// The commits after `after`, up to and including `upto`, oldest first.
+    /// `after` must be retained.
+    pub(crate) fn views_between(&self, after: Version, upto: Version) -> Vec<CommitView<V>> {
+        debug_assert!(after >= self.base.version());
+        self.between(after, upto)
+            .map(|commit| commit.view.clone())
+            .collect()
+    }
+
+    /// Every key written or removed after `after`, up to `upto`.
+    pub(crate) fn keys_changed_between(&self, after: Version, upto: Version) -> HashSet<Arc<str>> {
+        self.between(after, upto)
+            .flat_map(|commit| commit.view.changes.as_slice())
+            .map(|change| Arc::clone(&change.key))
+            .collect()
+    }
+
+    /// Change records retained before `horizon`.
     #[cfg(test)]
-    fn record_count(&self) -> Option<usize> {
-        let skip = self.commits.len() - self.retained_commits();
-        self.commits
-            .iter()
-            .skip(skip)
-            .map(Commit::record_count)
+    fn record_count(&self, horizon: Version) -> usize {
+        self.newest_first(horizon)
+            .map(|commit| commit.view.changes.as_slice().len())
             .sum()
     }
 }
@@ -445,15 +473,6 @@ impl<V> Clone for CommitView<V> {
 }
 
 impl<V> CommitView<V> {
-    /// The commit's changes in the order they were made (a rollback's
-    /// computed on first read).
-    fn changes(&self) -> &[Change<V>] {
-        match &self.changes {
-            Changes::Rollback(diff) => diff.changes(),
-            written => written.as_written().expect("not a rollback"),
-        }
-    }
-
     fn record(&self, change: &Change<V>) -> ChangeRecord<V> {
         ChangeRecord {
             version: self.version,
@@ -473,7 +492,12 @@ impl<V> CommitView<V> {
             timestamp: OffsetDateTime::from(self.timestamp),
             operation: self.operation,
             changed_by: self.changed_by.as_deref().map(str::to_owned),
-            records: self.changes().iter().map(|c| self.record(c)).collect(),
+            records: self
+                .changes
+                .as_slice()
+                .iter()
+                .map(|c| self.record(c))
+                .collect(),
         }
     }
 }
@@ -515,40 +539,19 @@ pub struct ChangeSet<V> {
     pub records: Vec<ChangeRecord<V>>,
 }
 
-/// The retained commits, newest first, detached from the history lock.
-pub(crate) struct Window<V> {
-    commits: Vec<CommitView<V>>,
-}
-
-impl<V> Window<V> {
-    /// Change records, most recent first, optionally for one key and at most `limit`.
-    pub(crate) fn records(&self, key: Option<&str>, limit: Option<usize>) -> Vec<ChangeRecord<V>> {
-        self.commits
-            .iter()
-            .flat_map(|commit| {
-                commit
-                    .changes()
-                    .iter()
-                    .rev()
-                    .map(move |change| (commit, change))
-            })
-            .filter(|(_, change)| key.is_none_or(|k| *change.key == *k))
-            .take(limit.unwrap_or(usize::MAX))
-            .map(|(commit, change)| commit.record(change))
-            .collect()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::map::Map;
 
-    /// A history fed one single-command group per version, each setting
-    /// "k" to the version number, like a writer with no concurrency.
+    /// A history fed groups of `group` single-key commits, each setting
+    /// "k" to the version number, published as soon as pushed.
     fn history_with(max_history: usize, versions: u64, group: u64) -> History<u64> {
         let mut history = History::new(max_history, Snapshot::new(Version::INITIAL, Map::new()));
+        let mut retired = Retired::new();
         let mut map = Map::new();
         let mut pending = Vec::new();
+        let mut published = Version::INITIAL;
         for v in 1..=versions {
             let version = Version::new(v);
             let old = map.write(Arc::from("k"), Arc::new(v), version);
@@ -568,9 +571,12 @@ mod tests {
                 snapshot: last_of_group.then(|| Snapshot::new(version, map.clone())),
             });
             if last_of_group {
-                history.push(pending.drain(..));
+                history.push(pending.drain(..), published, &mut retired);
+                published = version;
             }
         }
+        history.published = published;
+        retired.drop_all();
         history
     }
 
@@ -578,54 +584,76 @@ mod tests {
     fn keeps_exactly_max_history_commits_reachable() {
         for group in [1, 3, 8] {
             let history = history_with(2, 10, group);
-            assert_eq!(history.oldest_retained(), Version::new(8), "group {group}");
-            assert_eq!(history.retained_commits(), 2);
-            assert_eq!(history.record_count(), Some(2));
+            let horizon = history.newest();
             assert_eq!(
-                history.snapshot_at(Version::new(7)).unwrap_err(),
+                history.oldest_retained(horizon),
+                Version::new(8),
+                "group {group}"
+            );
+            assert_eq!(history.retained_commits(horizon), 2);
+            assert_eq!(history.record_count(horizon), 2);
+            assert_eq!(
+                history.snapshot_at(Version::new(7), horizon).unwrap_err(),
                 Unreachable::Compacted {
                     oldest_retained: Version::new(8)
                 }
             );
             for v in 8..=10 {
-                let snapshot = history.snapshot_at(Version::new(v)).unwrap();
+                let snapshot = history.snapshot_at(Version::new(v), horizon).unwrap();
                 assert_eq!(snapshot.version(), Version::new(v));
                 assert_eq!(snapshot.get("k").as_deref(), Some(&v), "group {group}");
                 assert_eq!(snapshot.modified_version("k"), Some(Version::new(v)));
                 assert_eq!(snapshot.created_version("k"), Some(Version::new(1)));
             }
             assert_eq!(
-                history.snapshot_at(Version::new(11)).unwrap_err(),
+                history.snapshot_at(Version::new(11), horizon).unwrap_err(),
                 Unreachable::Future
             );
         }
     }
 
     #[test]
-    fn physical_retention_is_bounded_by_one_group() {
+    fn nothing_past_the_horizon_is_visible() {
+        let history = history_with(100, 10, 1);
+        let horizon = Version::new(6);
+        let versions: Vec<u64> = history
+            .records(None, None, horizon)
+            .iter()
+            .map(|r| r.version.get())
+            .collect();
+        assert_eq!(versions, [6, 5, 4, 3, 2, 1]);
+        assert_eq!(
+            history.snapshot_at(Version::new(7), horizon).unwrap_err(),
+            Unreachable::Future
+        );
+        assert_eq!(history.views_between(Version::new(4), horizon).len(), 2);
+    }
+
+    #[test]
+    fn physical_retention_is_bounded_by_two_groups() {
         let history = history_with(5, 1000, 7);
-        assert!(history.commits.len() <= 5 + 7, "{}", history.commits.len());
-        let records = history.window(None, None).records(None, None);
+        assert!(
+            history.commits.len() <= 5 + 2 * 7,
+            "{}",
+            history.commits.len()
+        );
+        let records = history.records(None, None, history.newest());
         let versions: Vec<u64> = records.iter().map(|r| r.version.get()).collect();
         assert_eq!(versions, [1000, 999, 998, 997, 996]);
     }
 
     #[test]
-    fn an_unfiltered_limited_window_copies_only_the_commits_it_needs() {
-        let history = history_with(1000, 100, 1);
-        assert_eq!(history.window(None, Some(3)).commits.len(), 3);
-        assert_eq!(history.window(Some("k"), Some(3)).commits.len(), 100);
-        assert_eq!(history.window(None, None).commits.len(), 100);
-    }
-
-    #[test]
     fn zero_max_history_retains_only_the_current_version() {
         let history = history_with(0, 3, 1);
-        assert_eq!(history.oldest_retained(), Version::new(3));
+        let horizon = history.newest();
+        assert_eq!(history.oldest_retained(horizon), Version::new(3));
         assert_eq!(
-            history.snapshot_at(Version::new(3)).unwrap().version(),
+            history
+                .snapshot_at(Version::new(3), horizon)
+                .unwrap()
+                .version(),
             Version::new(3)
         );
-        assert!(history.window(None, None).records(None, None).is_empty());
+        assert!(history.records(None, None, horizon).is_empty());
     }
 }

@@ -101,8 +101,6 @@
 
 mod blocking;
 mod builder;
-mod command;
-mod commit;
 mod conditional;
 mod error;
 mod history;
@@ -113,6 +111,7 @@ mod shared;
 mod snapshot;
 mod state;
 mod stream;
+mod subscriber;
 mod sync;
 mod transaction;
 mod version;
@@ -135,6 +134,7 @@ pub use models::{AgentCoordinationState, CodeGenerationState};
 pub use snapshot::{Entry, Snapshot};
 pub use state::ThreadSafeState;
 pub use stream::ChangeStream;
+pub use subscriber::Subscriber;
 pub use transaction::Write;
 pub use version::Version;
 pub use waiting::KeyWatch;

@@ -4,34 +4,61 @@ use crate::history::History;
 use crate::metrics::Counters;
 use crate::snapshot::{Snapshot, SnapshotInner};
 use crate::stream::FeedItem;
-use crate::sync::{broadcast, Mutex, Notifier, SnapshotCell};
+use crate::sync::{broadcast, lock, Arc, Mutex, Notifier, SnapshotCell};
+use crate::Version;
 
 /// The state every handle and the writer point at.
 ///
 /// The writer is the only one that stores into `current`, pushes into
 /// `history` and notifies; handles only read.
 pub(crate) struct Shared<V> {
-    /// The published snapshot; reads load it lock-free.
+    /// The published snapshot; reads load it lock-free. Its version is the
+    /// published watermark: no read API shows anything newer.
     pub(crate) current: SnapshotCell<SnapshotInner<V>>,
-    /// Wakes subscribers after each publish.
-    pub(crate) notifier: Notifier<Snapshot<V>>,
-    /// Bounded history. A lock, not a lock-free structure: history queries
-    /// are audit reads, not the hot path, and the writer holds it only for a
-    /// push or a lookup, never while user code runs.
+    /// Wakes waiters after each publish, and when the writer stops.
+    pub(crate) notifier: Notifier,
+    /// Bounded history. Readers hold the lock only to copy it, O(1)
+    /// (see [`Self::history`]); the writer holds it to push one group.
     pub(crate) history: Mutex<History<V>>,
     pub(crate) counters: Counters,
-    /// Each group commit's commits, for change streams.
-    pub(crate) feed: broadcast::Sender<FeedItem<V>>,
+    /// Where change streams subscribe. Weak: the writer owns the only
+    /// strong sender, so the channel closes when the writer stops.
+    pub(crate) feed: broadcast::WeakSender<FeedItem<V>>,
 }
 
 impl<V> Shared<V> {
-    pub(crate) fn new(initial: Snapshot<V>, max_history: usize, stream_capacity: usize) -> Self {
-        Self {
-            current: SnapshotCell::new(crate::sync::Arc::clone(initial.inner())),
-            notifier: Notifier::new(initial.clone()),
+    /// The shared state, and the feed's strong sender for the writer.
+    pub(crate) fn new(
+        initial: Snapshot<V>,
+        max_history: usize,
+        stream_capacity: usize,
+    ) -> (Self, broadcast::Sender<FeedItem<V>>) {
+        let feed = broadcast::Sender::new(stream_capacity);
+        let shared = Self {
+            current: SnapshotCell::new(Arc::clone(initial.inner())),
+            notifier: Notifier::new(),
             history: Mutex::new(History::new(max_history, initial)),
             counters: Counters::default(),
-            feed: broadcast::Sender::new(stream_capacity),
-        }
+            feed: feed.downgrade(),
+        };
+        (shared, feed)
+    }
+
+    /// The published version.
+    pub(crate) fn published(&self) -> Version {
+        self.current.read(|current| current.version)
+    }
+
+    /// A copy of the history, O(1), and the horizon this reader may see.
+    ///
+    /// The published version is loaded *before* the history is copied:
+    /// the writer pushes a group to the history before it publishes it, so
+    /// every version up to the horizon is in the copy, and nothing past
+    /// the horizon is shown even though the copy may already hold it.
+    pub(crate) fn history(&self) -> (History<V>, Version) {
+        let published = self.published();
+        let history = lock(&self.history).clone();
+        let horizon = history.horizon(published);
+        (history, horizon)
     }
 }

@@ -3,17 +3,16 @@
 
 use std::fmt;
 
-use tokio::sync::watch;
-
 use crate::blocking::Blocking;
 use crate::builder::Builder;
-use crate::command::{Command, Op, Reply};
 use crate::error::StateError;
 use crate::history::ChangeRecord;
 use crate::metrics::{Counters, Metrics};
 use crate::shared::Shared;
 use crate::snapshot::{missing_key, Snapshot, SnapshotInner};
-use crate::sync::{lock, mpsc, oneshot, Arc};
+use crate::subscriber::Subscriber;
+use crate::sync::{mpsc, oneshot, Arc};
+use crate::writer::command::{Command, Op, Reply};
 use crate::Version;
 
 /// Shared, versioned, string-keyed state for many tasks and threads.
@@ -334,7 +333,8 @@ impl<V> ThreadSafeState<V> {
     ///
     /// [`StateError::VersionCompacted`] for a version older than the history
     /// retains (naming the oldest one it does);
-    /// [`StateError::FutureVersion`] for a version not committed yet.
+    /// [`StateError::FutureVersion`] for a version not published yet (one
+    /// that [`version`](Self::version) does not show).
     ///
     /// # Examples
     ///
@@ -358,10 +358,10 @@ impl<V> ThreadSafeState<V> {
     /// # }
     /// ```
     pub fn snapshot_at(&self, version: Version) -> Result<Snapshot<V>, StateError> {
-        let history = lock(&self.shared.history);
+        let (history, horizon) = self.shared.history();
         history
-            .snapshot_at(version)
-            .map_err(|unreachable| unreachable.into_error(version, history.current_version()))
+            .snapshot_at(version, horizon)
+            .map_err(|unreachable| unreachable.into_error(version, horizon))
     }
 
     /// Change records, most recent first: all of them, or those of `key`,
@@ -369,6 +369,10 @@ impl<V> ThreadSafeState<V> {
     ///
     /// Records are retained for the last `max_history` commits (see
     /// [`Builder::max_history`]). Records of one batch share a version.
+    /// Only published versions appear: never one that
+    /// [`version`](Self::version) does not show yet. The writer is never
+    /// held up by a query: the history is copied in O(1) and searched
+    /// outside any lock it takes.
     ///
     /// # Examples
     ///
@@ -392,16 +396,18 @@ impl<V> ThreadSafeState<V> {
     /// # }
     /// ```
     pub fn history(&self, key: Option<&str>, limit: Option<usize>) -> Vec<ChangeRecord<V>> {
-        // Copy the window out under the lock, build the records outside it.
-        let window = lock(&self.shared.history).window(key, limit);
-        window.records(key, limit)
+        // An O(1) copy under the lock; the search happens outside it.
+        let (history, horizon) = self.shared.history();
+        history.records(key, limit, horizon)
     }
 
-    /// A receiver that is woken after every published version.
+    /// A [`Subscriber`] that is woken after every published version.
     ///
     /// It starts at the current snapshot (already marked seen). Wake-ups
     /// coalesce: a slow subscriber may skip intermediate versions, but never
-    /// misses the latest one. Use `wait_for` to wait for a condition.
+    /// misses the latest one. Everything it hands out is an owned
+    /// [`Snapshot`], so nothing a subscriber does can hold up the writer.
+    /// Use [`wait_for`](Self::wait_for) to wait for a condition.
     ///
     /// # Examples
     ///
@@ -415,16 +421,14 @@ impl<V> ThreadSafeState<V> {
     /// let writer = state.clone();
     /// tokio::spawn(async move { writer.set("done", true).await });
     ///
-    /// let snapshot = updates
-    ///     .wait_for(|snapshot| snapshot.contains_key("done"))
-    ///     .await
-    ///     .expect("the state is alive");
+    /// let snapshot = updates.wait_for(|snapshot| snapshot.contains_key("done")).await?;
+    /// state.set("next", false).await?; // holding `snapshot` blocks nothing
     /// assert_eq!(snapshot.get("done").as_deref(), Some(&true));
     /// # Ok(())
     /// # }
     /// ```
-    pub fn subscribe(&self) -> watch::Receiver<Snapshot<V>> {
-        self.shared.notifier.subscribe()
+    pub fn subscribe(&self) -> Subscriber<V> {
+        Subscriber::new(Arc::clone(&self.shared))
     }
 
     /// Counters and gauges for this state.
@@ -446,9 +450,10 @@ impl<V> ThreadSafeState<V> {
     /// ```
     pub fn metrics(&self) -> Metrics {
         let counters = &self.shared.counters;
-        let history_len = lock(&self.shared.history).retained_commits();
+        let (history, horizon) = self.shared.history();
+        let history_len = history.retained_commits(horizon);
         Metrics {
-            version: self.shared.current.read(|current| current.version),
+            version: horizon,
             reads: counters.reads.sum(),
             writes: Counters::load(&counters.writes),
             commits: Counters::load(&counters.commits),

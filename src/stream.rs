@@ -11,8 +11,9 @@ use futures_core::Stream;
 
 use crate::error::StateError;
 use crate::history::{ChangeSet, CommitView};
+use crate::shared::Shared;
 use crate::state::ThreadSafeState;
-use crate::sync::{broadcast, lock, Arc};
+use crate::sync::{broadcast, Arc, Liveness};
 use crate::Version;
 
 /// One group commit's commits, as the writer broadcasts them.
@@ -47,13 +48,17 @@ impl<V: Send + Sync + 'static> ThreadSafeState<V> {
     /// group commits for a slow consumer; past that it ends with
     /// [`StateError::Lagged`], naming the first version it did not deliver,
     /// instead of skipping anything. It ends (`None`) when every handle of
-    /// the state is dropped.
+    /// the state is dropped, and with [`StateError::Closed`] if the writer
+    /// task dies while handles remain (its runtime shut down).
+    ///
+    /// It never delivers a version before `version()` shows it.
     ///
     /// # Errors
     ///
     /// [`StateError::VersionCompacted`] if commits after `version` are no
     /// longer retained (the error names the oldest version to start from);
-    /// [`StateError::FutureVersion`] if `version` is not committed yet.
+    /// [`StateError::FutureVersion`] if `version` is not published yet;
+    /// [`StateError::Closed`] if the writer task has stopped.
     ///
     /// # Examples
     ///
@@ -75,31 +80,32 @@ impl<V: Send + Sync + 'static> ThreadSafeState<V> {
     /// # }
     /// ```
     pub fn changes_since(&self, version: Version) -> Result<ChangeStream<V>, StateError> {
-        // Subscribe before reading the history: a commit is pushed to the
-        // history before it is broadcast, so everything after `version` is
-        // in one or the other (or both; the stream skips repeats).
-        let feed = self.shared().feed.subscribe();
-        let history = lock(&self.shared().history);
-        let current = history.current_version();
-        if version > current {
+        // Subscribe before loading the published version: every group
+        // published after that load is sent to this subscription (see
+        // `writer::feed::Feed::send`), and every one before it is in the
+        // history up to the horizon. Repeats are skipped by version.
+        let shared = self.shared();
+        let feed = shared.feed.upgrade().ok_or(StateError::Closed)?.subscribe();
+        let (history, horizon) = shared.history();
+        if version > horizon {
             return Err(StateError::FutureVersion {
                 target: version,
-                current,
+                current: horizon,
             });
         }
-        let oldest_retained = history.oldest_retained();
+        let oldest_retained = history.oldest_retained(horizon);
         if version < oldest_retained {
             return Err(StateError::VersionCompacted {
                 target: version,
                 oldest_retained,
             });
         }
-        let backlog = history.views_after(version);
-        drop(history);
+        let backlog = history.views_between(version, horizon).into();
         Ok(ChangeStream {
             backlog,
             next: version.next(),
             receiving: Some(receive(feed)),
+            shared: Arc::clone(shared),
         })
     }
 }
@@ -141,6 +147,8 @@ pub struct ChangeStream<V> {
     next: Version,
     /// `None` once the stream has ended.
     receiving: Option<Receiving<V>>,
+    /// To tell a normal end from a writer that died.
+    shared: Arc<Shared<V>>,
 }
 
 impl<V: Send + Sync + 'static> ChangeStream<V> {
@@ -218,6 +226,12 @@ impl<V: Send + Sync + 'static> Stream for ChangeStream<V> {
                 }
                 Err(broadcast::error::RecvError::Closed) => {
                     this.receiving = None;
+                    // Every group was delivered before the channel closed.
+                    // A writer whose runtime dropped it is not a normal
+                    // end: say so once, then end.
+                    if this.shared.notifier.liveness() == Liveness::Aborted {
+                        return Poll::Ready(Some(Err(StateError::Closed)));
+                    }
                     return Poll::Ready(None);
                 }
             }

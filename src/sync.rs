@@ -3,16 +3,22 @@
 //! Everything else in the crate goes through the names defined here, so that
 //! under `--cfg thread_safe_state_loom` the loom model checker can swap in its
 //! own instrumented types and explore every interleaving of the real commit
-//! and read code. loom cannot see inside `arc-swap` or tokio's channels, so
+//! and read code. loom cannot see inside `arc-swap` or tokio's `Notify`, so
 //! under that cfg the snapshot cell becomes a loom `Mutex` around an `Arc`
-//! (same API, same publication semantics: a store happens-before any load
-//! that observes it).
+//! and the notifier a loom `Mutex` + `Condvar` with the same contract (see
+//! [`Notifier`]).
 
 #[cfg(not(thread_safe_state_loom))]
-pub(crate) use std::sync::{Mutex, MutexGuard};
+pub(crate) use std::sync::{
+    atomic::{AtomicU8, Ordering},
+    Mutex, MutexGuard,
+};
 
 #[cfg(thread_safe_state_loom)]
-pub(crate) use loom::sync::{Mutex, MutexGuard};
+pub(crate) use loom::sync::{
+    atomic::{AtomicU8, Ordering},
+    Mutex, MutexGuard,
+};
 
 /// Counters for [`Metrics`](crate::Metrics). Always std atomics, even under
 /// loom: statistics take no part in the publication protocol, and keeping
@@ -22,7 +28,7 @@ pub(crate) use std::sync::{
     Mutex as StatMutex,
 };
 
-pub(crate) use std::sync::{Arc, OnceLock};
+pub(crate) use std::sync::Arc;
 
 /// Lock a mutex, ignoring poisoning.
 ///
@@ -87,67 +93,95 @@ impl<T> SnapshotCell<T> {
         }
     }
 
-    /// Publish a new value. Loads that start after this returns see it.
-    pub(crate) fn store(&self, next: Arc<T>) {
+    /// Publish a new value and hand back the one it replaces, so the caller
+    /// decides where the old value is dropped. Loads that start after this
+    /// returns see `next`.
+    pub(crate) fn swap(&self, next: Arc<T>) -> Arc<T> {
         #[cfg(not(thread_safe_state_loom))]
         {
-            self.current.store(next);
+            self.current.swap(next)
         }
         #[cfg(thread_safe_state_loom)]
         {
-            *self.current.lock().unwrap() = next;
+            std::mem::replace(&mut *self.current.lock().unwrap(), next)
         }
     }
 }
 
-/// Wakes subscribers after each publish.
+/// Whether a writer can still publish. See [`Notifier::close`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Liveness {
+    /// The writer is running.
+    Open,
+    /// The writer stopped after every handle was dropped and every queued
+    /// command was answered: the normal end.
+    Finished,
+    /// The writer task was dropped while handles still existed (its runtime
+    /// shut down): later writes get `Closed`.
+    Aborted,
+}
+
+/// Wakes waiters after each publish, and once when the writer stops.
 ///
-/// It is a `tokio::sync::watch` sender in every build: subscribers receive
-/// a `watch::Receiver`, the type the public API promises. Under loom it also
-/// counts notifications behind a loom `Mutex` and `Condvar`, because a
-/// `watch` receiver picks its internal wait list at random, which loom
-/// cannot replay; the models wait on that stand-in instead.
-pub(crate) struct Notifier<T> {
-    sender: tokio::sync::watch::Sender<T>,
+/// The contract, the same in both builds: a waiter *listens first, then
+/// checks* its condition (`until`), and the writer *publishes first, then
+/// notifies*. A waiter whose check missed a publish is therefore already
+/// listening when that publish's notification comes, so no wake-up is lost.
+///
+/// In normal builds it is a `tokio::sync::Notify`: `notify_waiters` wakes
+/// every `Notified` future created before the call, even one not yet
+/// polled, which is exactly "listening". Why that holds on weak memory:
+/// creating the future reads Notify's call counter with `SeqCst`, and
+/// `notify_waiters` increments it with `SeqCst` after the writer's store of
+/// the snapshot. If the waiter's read sees the increment, it synchronizes
+/// with it, so the store happens-before the waiter's check and the check
+/// sees the new snapshot; if it does not, the future compares the counter
+/// again when polled and completes. This is message passing, not the
+/// store-buffering pattern of two relaxed counters: there is no "nobody is
+/// listening" shortcut whose correctness depends on both sides seeing each
+/// other's writes.
+///
+/// Waiters run only the crate's own checks here (load a version, read the
+/// liveness); user predicates run after `until` returns, with nothing held.
+/// The writer takes Notify's waiter-list lock once per group; a waiter
+/// holds it only to link or unlink itself, O(1).
+///
+/// Under loom it is a loom `Mutex<u64>` (notifications so far) and a
+/// `Condvar`: `until` reads the count (listen), checks, and sleeps until the
+/// count moves.
+pub(crate) struct Notifier {
+    liveness: AtomicU8,
+    #[cfg(not(thread_safe_state_loom))]
+    notify: tokio::sync::Notify,
     #[cfg(thread_safe_state_loom)]
     notifications: loom::sync::Mutex<u64>,
     #[cfg(thread_safe_state_loom)]
     wake: loom::sync::Condvar,
+    /// Loom models only: check before listening, the ordering bug the
+    /// lost-wake-up model must catch.
+    #[cfg(thread_safe_state_loom)]
+    pub(crate) check_before_listen: std::sync::atomic::AtomicBool,
 }
 
-impl<T> Notifier<T> {
-    pub(crate) fn new(initial: T) -> Self {
+impl Notifier {
+    pub(crate) fn new() -> Self {
         Self {
-            sender: tokio::sync::watch::Sender::new(initial),
+            liveness: AtomicU8::new(Liveness::Open as u8),
+            #[cfg(not(thread_safe_state_loom))]
+            notify: tokio::sync::Notify::new(),
             #[cfg(thread_safe_state_loom)]
             notifications: loom::sync::Mutex::new(0),
             #[cfg(thread_safe_state_loom)]
             wake: loom::sync::Condvar::new(),
+            #[cfg(thread_safe_state_loom)]
+            check_before_listen: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
-    pub(crate) fn notify(&self, value: T) {
-        if self.sender.receiver_count() > 0 {
-            self.sender.send_replace(value);
-        } else {
-            // Nobody to wake, and waking nobody still costs a lock per
-            // internal wait list. Store the value for future subscribers
-            // without notifying, then look again: a subscriber that arrived
-            // in between may have borrowed the old value and be waiting.
-            // It cannot be missed: it counts itself in `subscribe()` before
-            // it borrows under the channel's lock, so if its borrow came
-            // before our store, its count happens before our second look.
-            let mut next = Some(value);
-            self.sender.send_if_modified(|current| {
-                if let Some(next) = next.take() {
-                    *current = next;
-                }
-                false
-            });
-            if self.sender.receiver_count() > 0 {
-                self.sender.send_modify(|_| {});
-            }
-        }
+    /// Wake every waiter. Call after the publish it announces.
+    pub(crate) fn notify(&self) {
+        #[cfg(not(thread_safe_state_loom))]
+        self.notify.notify_waiters();
         #[cfg(thread_safe_state_loom)]
         {
             *self.notifications.lock().unwrap() += 1;
@@ -155,25 +189,63 @@ impl<T> Notifier<T> {
         }
     }
 
-    pub(crate) fn subscribe(&self) -> tokio::sync::watch::Receiver<T> {
-        self.sender.subscribe()
+    /// Record that no writer will publish again, and wake every waiter so
+    /// it can report `Closed`. Idempotent; the first reason given wins.
+    pub(crate) fn close(&self, how: Liveness) {
+        let _ = self.liveness.compare_exchange(
+            Liveness::Open as u8,
+            how as u8,
+            Ordering::SeqCst,
+            Ordering::SeqCst,
+        );
+        self.notify();
     }
 
-    /// How many notifications have been sent.
-    #[cfg(thread_safe_state_loom)]
-    pub(crate) fn notifications(&self) -> u64 {
-        *self.notifications.lock().unwrap()
-    }
-
-    /// Block until more than `seen` notifications have been sent; returns
-    /// the new count.
-    #[cfg(thread_safe_state_loom)]
-    pub(crate) fn wait_past(&self, seen: u64) -> u64 {
-        let mut count = self.notifications.lock().unwrap();
-        while *count == seen {
-            count = self.wake.wait(count).unwrap();
+    pub(crate) fn liveness(&self) -> Liveness {
+        match self.liveness.load(Ordering::SeqCst) {
+            0 => Liveness::Open,
+            1 => Liveness::Finished,
+            _ => Liveness::Aborted,
         }
-        *count
+    }
+
+    /// Wait until `check` returns `Some`, re-checking after every
+    /// notification. `check` must be the crate's own, short code: it runs
+    /// with Notify's waiter registered but no lock held.
+    pub(crate) async fn until<T>(&self, mut check: impl FnMut() -> Option<T>) -> T {
+        #[cfg(not(thread_safe_state_loom))]
+        loop {
+            let notified = self.notify.notified();
+            let mut notified = std::pin::pin!(notified);
+            // Listen first ...
+            notified.as_mut().enable();
+            // ... then check: a publish the check misses notifies us.
+            if let Some(found) = check() {
+                return found;
+            }
+            notified.await;
+        }
+        #[cfg(thread_safe_state_loom)]
+        loop {
+            let broken = self
+                .check_before_listen
+                .load(std::sync::atomic::Ordering::Relaxed);
+            if broken {
+                if let Some(found) = check() {
+                    return found;
+                }
+            }
+            let seen = *self.notifications.lock().unwrap();
+            if !broken {
+                if let Some(found) = check() {
+                    return found;
+                }
+            }
+            let mut count = self.notifications.lock().unwrap();
+            while *count == seen {
+                count = self.wake.wait(count).unwrap();
+            }
+        }
     }
 }
 

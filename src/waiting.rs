@@ -4,11 +4,10 @@
 use std::fmt;
 use std::time::Duration;
 
-use tokio::sync::watch;
-
 use crate::error::StateError;
 use crate::snapshot::Snapshot;
 use crate::state::ThreadSafeState;
+use crate::subscriber::Subscriber;
 use crate::sync::Arc;
 use crate::Version;
 
@@ -20,6 +19,15 @@ impl<V> ThreadSafeState<V> {
     /// latest of them (like `watch`, it coalesces), so the predicate should
     /// describe a state, not an event.
     ///
+    /// The predicate runs in the waiting task, on an owned snapshot, with no
+    /// lock held: it may be slow or read the state, and it never delays a
+    /// write.
+    ///
+    /// # Errors
+    ///
+    /// [`StateError::Closed`] if the writer stops (every handle dropped, or
+    /// its runtime shut down) before the predicate holds.
+    ///
     /// # Cancel safety
     ///
     /// Cancel safe: dropping the future loses nothing.
@@ -30,25 +38,21 @@ impl<V> ThreadSafeState<V> {
     /// use thread_safe_state::ThreadSafeState;
     ///
     /// # #[tokio::main]
-    /// # async fn main() {
+    /// # async fn main() -> Result<(), thread_safe_state::StateError> {
     /// let state = ThreadSafeState::new();
     /// let agent = state.clone();
     /// tokio::spawn(async move { agent.set("models_done", true).await });
     ///
-    /// let ready = state.wait_for(|s| s.contains_key("models_done")).await;
+    /// let ready = state.wait_for(|s| s.contains_key("models_done")).await?;
     /// assert_eq!(ready.get("models_done").as_deref(), Some(&true));
+    /// # Ok(())
     /// # }
     /// ```
-    pub async fn wait_for(&self, mut predicate: impl FnMut(&Snapshot<V>) -> bool) -> Snapshot<V> {
-        let mut updates = self.subscribe();
-        // Bound to a name so the borrow of `updates` ends before it drops.
-        let found = updates
-            .wait_for(|snapshot| predicate(snapshot))
-            .await
-            // The sender lives as long as `self`, so the channel cannot close.
-            .expect("a live handle keeps its notifier")
-            .clone();
-        found
+    pub async fn wait_for(
+        &self,
+        predicate: impl FnMut(&Snapshot<V>) -> bool,
+    ) -> Result<Snapshot<V>, StateError> {
+        self.subscribe().wait_for(predicate).await
     }
 
     /// [`wait_for`](Self::wait_for), giving up after `timeout`.
@@ -56,7 +60,8 @@ impl<V> ThreadSafeState<V> {
     /// # Errors
     ///
     /// [`StateError::Timeout`] if the predicate did not hold in time,
-    /// with the last version it was checked against.
+    /// with the last version it was checked against;
+    /// [`StateError::Closed`] if the writer stopped first.
     ///
     /// # Panics
     ///
@@ -92,10 +97,10 @@ impl<V> ThreadSafeState<V> {
             predicate(snapshot)
         });
         let outcome = tokio::time::timeout(timeout, waiting).await;
-        outcome.map_err(|_| StateError::Timeout {
+        outcome.unwrap_or(Err(StateError::Timeout {
             waited: timeout,
             last_seen,
-        })
+        }))
     }
 
     /// A watch on one key that wakes only when that key is written
@@ -122,8 +127,8 @@ impl<V> ThreadSafeState<V> {
     /// ```
     pub fn watch_key(&self, key: impl AsRef<str>) -> KeyWatch<V> {
         let key: Arc<str> = Arc::from(key.as_ref());
-        let updates = self.subscribe();
-        let seen = updates.borrow().modified_version(&key);
+        let mut updates = self.subscribe();
+        let seen = updates.borrow_and_update().modified_version(&key);
         KeyWatch { updates, key, seen }
     }
 }
@@ -148,7 +153,7 @@ impl<V> ThreadSafeState<V> {
 /// # }
 /// ```
 pub struct KeyWatch<V> {
-    updates: watch::Receiver<Snapshot<V>>,
+    updates: Subscriber<V>,
     key: Arc<str>,
     /// The key's modified version when last reported (`None`: absent).
     seen: Option<Version>,
@@ -170,7 +175,7 @@ impl<V> KeyWatch<V> {
         &self.key
     }
 
-    /// The key's value in the latest published snapshot.
+    /// The key's value in the latest published snapshot. Lock-free.
     ///
     /// # Examples
     ///
@@ -194,7 +199,9 @@ impl<V> KeyWatch<V> {
     ///
     /// # Errors
     ///
-    /// [`StateError::Closed`] once every handle of the state is dropped.
+    /// [`StateError::Closed`] once the writer has stopped (every handle
+    /// dropped, or its runtime shut down) and the key's last change has
+    /// been reported.
     ///
     /// # Cancel safety
     ///
@@ -222,10 +229,7 @@ impl<V> KeyWatch<V> {
                     return Ok(snapshot.get(&self.key));
                 }
             }
-            self.updates
-                .changed()
-                .await
-                .map_err(|_| StateError::Closed)?;
+            self.updates.changed().await?;
         }
     }
 }

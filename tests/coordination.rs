@@ -220,7 +220,7 @@ async fn wait_for_resolves_on_the_right_version() {
     let state = ThreadSafeState::new();
     state.set("done", 0).await.unwrap();
     // Already true: resolves with the current snapshot.
-    let now = state.wait_for(|s| s.contains_key("done")).await;
+    let now = state.wait_for(|s| s.contains_key("done")).await.unwrap();
     assert_eq!(now.version(), Version::new(1));
 
     let writer = state.clone();
@@ -235,7 +235,7 @@ async fn wait_for_resolves_on_the_right_version() {
     for i in 1..=5 {
         writer.set("done", i).await.unwrap();
     }
-    let seen = waiting.await.unwrap();
+    let seen = waiting.await.unwrap().unwrap();
     assert!(*seen.get("done").unwrap() >= 3);
     assert_eq!(seen.version().get(), 1 + *seen.get("done").unwrap() as u64);
 }

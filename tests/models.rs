@@ -159,7 +159,8 @@ async fn parallel_agents_record_every_completion() {
             s.get_as::<Vec<String>>("completed_agents")
                 .is_ok_and(|done| done.len() == 5)
         })
-        .await;
+        .await
+        .unwrap();
     for agent in agents {
         agent.await.unwrap().unwrap();
     }

@@ -86,8 +86,10 @@ async fn rollback_is_recorded_and_never_rewrites_history() {
     let b = rollback.iter().find(|r| r.key == "b").unwrap();
     assert_eq!(b.old_value.as_deref(), Some(&3));
     assert_eq!(b.new_value, None);
-    // The restored state is version 1's, per-key versions included.
-    assert_eq!(state.snapshot().modified_version("a"), Some(v1));
+    // The restored contents are version 1's; a key the rollback changed is
+    // modified at the rollback (never backwards), created when it was.
+    assert_eq!(state.snapshot().modified_version("a"), Some(v4));
+    assert_eq!(state.snapshot().created_version("a"), Some(v1));
     assert_eq!(state.snapshot().version(), v4);
 }
 
@@ -218,6 +220,6 @@ async fn a_rollback_can_target_a_version_committed_earlier_in_its_group() {
     assert_eq!(state.get("k").as_deref(), Some(&2));
     assert_eq!(
         state.snapshot().modified_version("k"),
-        Some(Version::new(2))
+        Some(Version::new(4))
     );
 }

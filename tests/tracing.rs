@@ -111,10 +111,11 @@ fn commits_rollbacks_and_failures_are_traced_at_their_levels() {
     assert!(events(Level::INFO)
         .iter()
         .any(|f| f.contains("rolled back")));
+    // A failed command is reported once, to its caller; the writer does not
+    // log it again as a warning, only at debug level for tracing.
     let warnings = events(Level::WARN);
-    assert_eq!(warnings.len(), 1, "{warnings:?}");
-    assert!(warnings[0].contains("boom"));
-    assert!(events(Level::DEBUG)
-        .iter()
-        .any(|f| f.contains("conditional write lost")));
+    assert!(warnings.is_empty(), "{warnings:?}");
+    let debug = events(Level::DEBUG);
+    assert!(debug.iter().any(|f| f.contains("boom")), "{debug:?}");
+    assert!(debug.iter().any(|f| f.contains("Conflict") || f.contains("conflict")), "{debug:?}");
 }

@@ -1,4 +1,5 @@
-//! The synchronous commit core: apply, record, publish, notify, reply.
+//! The synchronous commit core: apply, record, publish, notify, reply,
+//! release.
 //!
 //! The async writer loop only moves commands from the mailbox into
 //! [`Committer::commit_batch`]; everything that decides what readers see
@@ -8,30 +9,35 @@
 //! 1. apply each command to the writer's private map, in place where no
 //!    published version shares the nodes;
 //! 2. push the group's commits to the bounded history, the last one with
-//!    its snapshot;
-//! 3. publish that snapshot to the snapshot cell;
-//! 4. notify subscribers;
-//! 5. reply to every caller of the group.
+//!    its snapshot (readers do not show them yet: every history query is
+//!    bounded by the published version);
+//! 3. publish that snapshot to the snapshot cell, which moves the
+//!    published watermark for every read API at once;
+//! 4. notify waiters, and send the group to change streams;
+//! 5. reply to every caller of the group;
+//! 6. drop what the group retired (replaced values, evicted history), each
+//!    under `catch_unwind`, so a panicking `Drop` loses no reply.
 //!
-//! Replying last is what makes `set(..).await` read-your-writes: by the time
-//! a caller learns its version, every reader on every thread can see it.
-//! Each command still gets its own version; the group shares one publish.
+//! Replying after publishing is what makes `set(..).await` read-your-writes:
+//! by the time a caller learns its version, every reader on every thread can
+//! see it. Each command still gets its own version; the group shares one
+//! publish.
 
-use std::collections::HashSet;
 use std::fmt;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::SystemTime;
 
-use crate::command::{Applied, Command, ModifyFn, Op, Reply};
 use crate::error::{Precondition, StateError};
-use crate::history::{Change, Changes, Commit, CommitView, Operation, RollbackDiff, Unreachable};
+use crate::history::{Change, Changes, Commit, CommitView, Operation, Unreachable};
 use crate::map::Map;
 use crate::metrics::Counters;
 use crate::shared::Shared;
 use crate::snapshot::{Entry, Snapshot};
-use crate::stream::FeedItem;
 use crate::sync::{lock, oneshot, Arc};
 use crate::transaction::{TransactionFn, Write};
+use crate::writer::command::{Applied, Command, ModifyFn, Op, Reply};
+use crate::writer::feed::Feed;
+use crate::writer::retired::{Item, Retired};
 use crate::Version;
 
 /// What a write command did: its operation and records, or why it failed.
@@ -46,14 +52,17 @@ pub(crate) struct Committer<V> {
     /// place, so a group of writes copies each shared node at most once.
     map: Map<V>,
     version: Version,
+    /// The newest published version.
+    published: Version,
     /// Commits applied but not yet pushed to the history.
     pending: Vec<Commit<V>>,
     /// Replies of the current group, sent after it is published.
     answers: Vec<Answer>,
     /// The group's latest recorded snapshot, until it is published.
     unpublished: Option<Snapshot<V>>,
-    /// The group's commits for change streams, sent after the publish.
-    streamed: Vec<CommitView<V>>,
+    /// What the group replaced or evicted, dropped after the replies.
+    retired: Retired<V>,
+    feed: Feed<V>,
     shared: Arc<Shared<V>>,
     /// Loom models only: an ordering bug on purpose, to prove the models
     /// catch it.
@@ -63,22 +72,25 @@ pub(crate) struct Committer<V> {
 
 impl<V> Committer<V> {
     /// A committer continuing from `shared`'s current snapshot.
-    pub(crate) fn new(shared: Arc<Shared<V>>) -> Self {
+    pub(crate) fn new(shared: Arc<Shared<V>>, feed: Feed<V>) -> Self {
         let current = Snapshot::from_inner(shared.current.load_full());
         Self {
             map: current.map().clone(),
             version: current.version(),
+            published: current.version(),
             pending: Vec::new(),
             answers: Vec::new(),
             unpublished: None,
-            streamed: Vec::new(),
+            retired: Retired::new(),
+            feed,
             shared,
             #[cfg(thread_safe_state_loom)]
             broken_order: BrokenOrder::None,
         }
     }
 
-    /// Apply `commands` in order, publish once, then answer every caller.
+    /// Apply `commands` in order, publish once, answer every caller, then
+    /// release what the group retired.
     pub(crate) fn commit_batch(&mut self, commands: impl IntoIterator<Item = Command<V>>) {
         let mut answers = std::mem::take(&mut self.answers);
         for command in commands {
@@ -90,12 +102,14 @@ impl<V> Committer<V> {
             Self::reply(&mut answers);
             self.publish();
             self.answers = answers;
+            self.retired.drop_all();
             return;
         }
         self.publish();
         Self::reply(&mut answers);
         // Keep the buffer's allocation for the next group.
         self.answers = answers;
+        self.retired.drop_all();
     }
 
     fn reply(answers: &mut Vec<Answer>) {
@@ -107,54 +121,41 @@ impl<V> Committer<V> {
     }
 
     /// Push pending commits to the history, the last with a snapshot of the
-    /// current map, which becomes the one to publish.
+    /// current map, which becomes the one to publish. Readers cannot see
+    /// them until [`Self::publish`] stores that snapshot.
     fn record_pending(&mut self) {
         let Some(last) = self.pending.last_mut() else {
             return;
         };
-        let snapshot = last
-            .snapshot
-            .get_or_insert_with(|| Snapshot::new(self.version, self.map.clone()))
-            .clone();
-        let mut history = lock(&self.shared.history);
-        // Change streams get the commits even if the history will not keep
-        // them. The check sits inside the history lock: a stream subscribes
-        // before it locks the history to read its backlog, so either it
-        // read the history before this push and is counted here, or it
-        // reads the history after the push and finds the commits there.
-        if self.shared.feed.receiver_count() > 0 {
-            self.streamed
-                .extend(self.pending.iter().map(|c| c.view.clone()));
-        }
-        history.push(self.pending.drain(..));
-        drop(history);
+        let snapshot = Snapshot::new(self.version, self.map.clone());
+        last.snapshot = Some(snapshot.clone());
+        lock(&self.shared.history).push(self.pending.drain(..), self.published, &mut self.retired);
         self.unpublished = Some(snapshot);
     }
 
-    /// Record, publish to readers, then wake subscribers. Publishes the
-    /// group's last commit even if a rollback already recorded it.
+    /// Record, publish to readers, then wake waiters and streams.
     fn publish(&mut self) {
         self.record_pending();
         let Some(snapshot) = self.unpublished.take() else {
             return;
         };
+        let version = snapshot.version();
         #[cfg(thread_safe_state_loom)]
         let notify_first = self.broken_order == BrokenOrder::NotifyBeforePublish;
         #[cfg(not(thread_safe_state_loom))]
         let notify_first = false;
         if notify_first {
             // The deliberate bug of a loom model: wake before publishing.
-            self.shared.notifier.notify(snapshot.clone());
-            self.shared.current.store(Arc::clone(snapshot.inner()));
-        } else {
-            self.shared.current.store(Arc::clone(snapshot.inner()));
-            self.shared.notifier.notify(snapshot);
+            self.shared.notifier.notify();
         }
-        if !self.streamed.is_empty() {
-            let group: FeedItem<V> = self.streamed.drain(..).collect();
-            // No receiver left is fine: nobody is streaming any more.
-            let _ = self.shared.feed.send(group);
+        let replaced = self.shared.current.swap(Arc::clone(snapshot.inner()));
+        self.retired.push(Item::Published(replaced));
+        if !notify_first {
+            self.shared.notifier.notify();
         }
+        let after = std::mem::replace(&mut self.published, version);
+        self.feed
+            .send(&self.shared.history, after, version, &mut self.retired);
     }
 
     /// Apply one command to the private map; nothing is visible to readers
@@ -163,7 +164,9 @@ impl<V> Committer<V> {
         Counters::bump(&self.shared.counters.writes);
         let next = self.version.next();
         let written: Written<V> = match op {
-            Op::Rollback(target) => return self.rollback(target, next, changed_by),
+            Op::Rollback(target) => self
+                .rollback(target, next)
+                .map(|changes| (Operation::Rollback, changes)),
             Op::Set { key, value } => {
                 Ok((Operation::Set, Changes::One(self.write(key, value, next))))
             }
@@ -186,10 +189,16 @@ impl<V> Committer<V> {
                 key,
                 value,
                 expected,
-            } => self.check(&key, expected).map(|()| {
-                let written = self.write(key, value, next);
-                (Operation::Conditional, Changes::One(written))
-            }),
+            } => match self.check(&key, expected) {
+                Ok(()) => Ok((
+                    Operation::Conditional,
+                    Changes::One(self.write(key, value, next)),
+                )),
+                Err(conflict) => {
+                    self.retired.push(Item::Value(value));
+                    Err(conflict)
+                }
+            },
             Op::DeleteIf { key, expected } => self
                 .check(&key, expected)
                 .map(|()| (Operation::Conditional, self.removal(key))),
@@ -199,8 +208,12 @@ impl<V> Committer<V> {
         };
         match written {
             Err(error) => self.fail(error),
-            Ok((_, Changes::None)) => Ok(self.unchanged()),
-            Ok((operation, changes)) => Ok(self.commit(next, operation, changed_by, changes, None)),
+            // A rollback commits even when it changes nothing: the caller
+            // asked for a new version equal to the target.
+            Ok((operation, changes)) if changes.is_empty() && operation != Operation::Rollback => {
+                Ok(self.unchanged())
+            }
+            Ok((operation, changes)) => Ok(self.commit(next, operation, changed_by, changes)),
         }
     }
 
@@ -212,13 +225,9 @@ impl<V> Committer<V> {
     }
 
     fn fail(&self, error: StateError) -> Reply {
-        // A lost compare-and-set or an aborted transaction is a normal
-        // outcome of optimistic concurrency, not a fault worth a warning.
-        if matches!(error, StateError::Conflict { .. }) {
-            tracing::debug!(%error, "conditional write lost; state unchanged");
-        } else {
-            tracing::warn!(%error, "write command failed; state unchanged");
-        }
+        // The caller gets the error as its reply; logging it as well would
+        // report one failure on two channels. Debug level, for tracing.
+        tracing::debug!(%error, "write command failed; state unchanged");
         Counters::bump(&self.shared.counters.failed);
         Err(error)
     }
@@ -230,7 +239,6 @@ impl<V> Committer<V> {
         operation: Operation,
         changed_by: Option<Arc<str>>,
         changes: Changes<V>,
-        snapshot: Option<Snapshot<V>>,
     ) -> Applied {
         let span = tracing::debug_span!(
             "commit",
@@ -249,7 +257,7 @@ impl<V> Committer<V> {
                 changed_by,
                 changes,
             },
-            snapshot,
+            snapshot: None,
         });
         self.version = version;
         Counters::bump(&self.shared.counters.commits);
@@ -260,7 +268,12 @@ impl<V> Committer<V> {
     }
 
     fn write(&mut self, key: Arc<str>, value: V, version: Version) -> Change<V> {
-        let value = Arc::new(value);
+        self.restore(key, Arc::new(value), version)
+    }
+
+    /// Write an existing shared value (a rollback restores the very values
+    /// of its target).
+    fn restore(&mut self, key: Arc<str>, value: Arc<V>, version: Version) -> Change<V> {
         let old = self
             .map
             .write(Arc::clone(&key), Arc::clone(&value), version);
@@ -280,13 +293,13 @@ impl<V> Committer<V> {
         })
     }
 
-    /// Remove every key; the records are sorted by key, so a clear's
-    /// history does not depend on the map's internal order.
     /// A removal's records: one change, or none if `key` was absent.
     fn removal(&mut self, key: Arc<str>) -> Changes<V> {
         self.remove(key).map_or(Changes::None, Changes::One)
     }
 
+    /// Remove every key; the records are sorted by key, so a clear's
+    /// history does not depend on the map's internal order.
     fn clear(&mut self) -> Vec<Change<V>> {
         let mut changes: Vec<Change<V>> = self
             .map
@@ -298,12 +311,15 @@ impl<V> Committer<V> {
             })
             .collect();
         changes.sort_unstable_by(|a, b| a.key.cmp(&b.key));
-        self.map = Map::new();
+        if !changes.is_empty() {
+            let cleared = std::mem::replace(&mut self.map, Map::new());
+            self.retired.push(Item::Map(cleared));
+        }
         changes
     }
 
     fn retain(&mut self, keep: &[Arc<str>]) -> Vec<Change<V>> {
-        let keep: HashSet<&str> = keep.iter().map(|key| &**key).collect();
+        let keep: std::collections::HashSet<&str> = keep.iter().map(|key| &**key).collect();
         let mut dropped: Vec<Arc<str>> = self
             .map
             .keys()
@@ -324,7 +340,8 @@ impl<V> Committer<V> {
         version: Version,
     ) -> Result<Changes<V>, StateError> {
         // The closure reads its own reference-counted copy, so it borrows
-        // nothing of the map, and a panic leaves the map untouched.
+        // nothing of the map, and a panic leaves the map untouched. Its
+        // captures are dropped inside `catch_unwind` when it returns.
         let current = self.map.get(&key).map(|entry| Arc::clone(entry.value()));
         let outcome = catch_unwind(AssertUnwindSafe(|| f(current.as_deref())));
         match outcome {
@@ -373,6 +390,11 @@ impl<V> Committer<V> {
             }
         };
         if writes.iter().any(|write| write.key().is_empty()) {
+            self.retired
+                .extend(writes.into_iter().filter_map(|write| match write {
+                    Write::Set { value, .. } => Some(Item::Value(value)),
+                    Write::Delete { .. } => None,
+                }));
             return Err(StateError::EmptyKey);
         }
         Ok(writes
@@ -384,41 +406,57 @@ impl<V> Committer<V> {
             .collect())
     }
 
-    /// Adopt `target`'s map as the new version: O(1), entries and per-key
-    /// versions exactly as they were at `target`. The change records are
-    /// worked out only when someone reads them.
-    fn rollback(&mut self, target: Version, next: Version, changed_by: Option<Arc<str>>) -> Reply {
+    /// A new version whose contents equal `target`'s.
+    ///
+    /// Only the keys written since `target` can differ, and the history
+    /// names them, so the cost is that of the changes since `target`, not
+    /// of the state's size. Each key whose value differs is written at the
+    /// rollback's version (or removed): a key's modified version never
+    /// goes backwards and always equals its newest history record, so a
+    /// compare-and-set token taken before the rollback cannot succeed
+    /// again (no ABA). A key that is re-created keeps no trace of its
+    /// earlier life: it is created at the rollback's version.
+    fn rollback(&mut self, target: Version, next: Version) -> Result<Changes<V>, StateError> {
         let current = self.version;
         if target >= current {
-            return self.fail(StateError::InvalidVersion { target, current });
+            return Err(StateError::InvalidVersion { target, current });
         }
         // The target may be one of this group's pending commits.
         self.record_pending();
-        let restored = match lock(&self.shared.history).snapshot_at(target) {
+        let history = lock(&self.shared.history).clone();
+        let restored = match history.snapshot_at(target, current) {
             Ok(snapshot) => snapshot,
             Err(Unreachable::Compacted { oldest_retained }) => {
-                return self.fail(StateError::VersionCompacted {
+                return Err(StateError::VersionCompacted {
                     target,
                     oldest_retained,
                 })
             }
-            Err(Unreachable::Future) => {
-                return self.fail(StateError::InvalidVersion { target, current })
-            }
+            Err(Unreachable::Future) => return Err(StateError::InvalidVersion { target, current }),
         };
-        let before = std::mem::replace(&mut self.map, restored.map().clone());
-        let diff = RollbackDiff::new(before, restored.map().clone());
-        let snapshot = Snapshot::new(next, self.map.clone());
+        let mut keys: Vec<Arc<str>> = history
+            .keys_changed_between(target, current)
+            .into_iter()
+            .collect();
+        // Drop our copy of the history before the next push, so the push
+        // mutates the vector in place instead of copying a chunk.
+        drop(history);
+        keys.sort_unstable();
+        let mut changes = Vec::new();
+        for key in keys {
+            let now = self.map.get(&key).map(|entry| Arc::clone(entry.value()));
+            let then = restored.get(&key);
+            match (now, then) {
+                (Some(now), Some(then)) if Arc::ptr_eq(&now, &then) => {}
+                (_, Some(then)) => changes.push(self.restore(key, then, next)),
+                (Some(_), None) => changes.extend(self.remove(key)),
+                (None, None) => {}
+            }
+        }
+        self.retired.push(Item::Snapshot(restored));
         tracing::info!(target = target.get(), version = next.get(), "rolled back");
         Counters::bump(&self.shared.counters.rollbacks);
-        let changes = Changes::Rollback(Arc::new(diff));
-        Ok(self.commit(
-            next,
-            Operation::Rollback,
-            changed_by,
-            changes,
-            Some(snapshot),
-        ))
+        Ok(Changes::written(changes))
     }
 }
 
@@ -451,9 +489,7 @@ struct KeyNames<'a, V>(&'a Changes<V>);
 impl<V> fmt::Debug for KeyNames<'_, V> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         const SHOWN: usize = 8;
-        let Some(changes) = self.0.as_written() else {
-            return f.write_str("(rollback)");
-        };
+        let changes = self.0.as_slice();
         let mut list = f.debug_list();
         list.entries(changes.iter().take(SHOWN).map(|change| &change.key));
         if changes.len() > SHOWN {

@@ -1,0 +1,91 @@
+//! The writer: one task per state that owns every mutation.
+//!
+//! - [`command`]: what handles send and what the writer answers;
+//! - [`commit`]: the synchronous commit protocol (apply, record, publish,
+//!   notify, reply, release);
+//! - [`feed`]: the writer's end of change streams;
+//! - [`retired`]: where replaced values wait to be dropped safely;
+//! - this file: the async loop around them.
+
+pub(crate) mod command;
+pub(crate) mod commit;
+pub(crate) mod feed;
+pub(crate) mod retired;
+
+use crate::shared::Shared;
+use crate::sync::{mpsc, Arc, Liveness};
+use command::Command;
+use commit::Committer;
+
+/// The most commands one group commit takes from the mailbox.
+///
+/// Large enough to amortize one publish over a burst of writers, small
+/// enough that the first caller of a batch is not kept waiting long.
+const MAX_BATCH: usize = 128;
+
+/// The writer task's state: its end of the mailbox and the commit core.
+///
+/// Dropping it, whether its loop ended or its runtime dropped the task,
+/// tells every waiter that no version will be published any more.
+pub(crate) struct Writer<V> {
+    inbox: mpsc::Receiver<Command<V>>,
+    committer: Committer<V>,
+    shared: Arc<Shared<V>>,
+    finished: bool,
+}
+
+impl<V> Writer<V> {
+    pub(crate) fn new(
+        inbox: mpsc::Receiver<Command<V>>,
+        committer: Committer<V>,
+        shared: Arc<Shared<V>>,
+    ) -> Self {
+        Self {
+            inbox,
+            committer,
+            shared,
+            finished: false,
+        }
+    }
+
+    /// Receive commands until every handle is gone, committing each burst
+    /// of queued commands as one group.
+    ///
+    /// `recv_many` returns 0 only once every sender is dropped *and* the
+    /// mailbox is empty, so every command queued before the last handle
+    /// dropped is still applied and answered.
+    pub(crate) async fn run(mut self) {
+        let mut batch = Vec::with_capacity(MAX_BATCH);
+        while self.inbox.recv_many(&mut batch, MAX_BATCH).await > 0 {
+            self.committer.commit_batch(batch.drain(..));
+            // The callers just answered were woken onto this worker, the
+            // last one into its LIFO slot, which no other worker can steal.
+            // If more commands are already queued we would keep the worker
+            // for another group and keep that caller waiting behind it:
+            // yield first, so it runs now (here, or our task is stolen).
+            if !self.inbox.is_empty() {
+                tokio::task::yield_now().await;
+            }
+        }
+        self.finished = true;
+        tracing::debug!("every handle dropped; writer task stopped");
+    }
+
+    #[cfg(thread_safe_state_loom)]
+    pub(crate) fn committer_mut(&mut self) -> &mut Committer<V> {
+        &mut self.committer
+    }
+}
+
+impl<V> Drop for Writer<V> {
+    fn drop(&mut self) {
+        // Before any field is dropped (a queued value's `Drop` may panic):
+        // waiters must hear that the writer is gone in every case.
+        let how = if self.finished {
+            Liveness::Finished
+        } else {
+            Liveness::Aborted
+        };
+        self.shared.notifier.close(how);
+    }
+}
