@@ -328,6 +328,78 @@ pub enum BuildError {
     /// The initial state had an empty key.
     #[error("initial_state has an empty key: keys must not be empty")]
     EmptyKey,
+
+    /// A `mailbox_capacity` above
+    /// [`MAX_MAILBOX_CAPACITY`](crate::MAX_MAILBOX_CAPACITY), more slots than
+    /// tokio's bounded channel can count.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use thread_safe_state::{BuildError, ThreadSafeState, MAX_MAILBOX_CAPACITY};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let error = ThreadSafeState::<u8>::builder()
+    ///     .mailbox_capacity(usize::MAX)
+    ///     .try_build()
+    ///     .unwrap_err();
+    /// let BuildError::MailboxCapacityTooLarge { requested, max, .. } = error.clone() else {
+    ///     panic!("unexpected {error:?}");
+    /// };
+    /// assert_eq!((requested, max), (usize::MAX, MAX_MAILBOX_CAPACITY));
+    /// assert!(error.to_string().contains(&format!("between 1 and {MAX_MAILBOX_CAPACITY}")));
+    /// # }
+    /// ```
+    #[error(
+        "mailbox_capacity({requested}) is too large: it must be between 1 and {max} \
+         (tokio's bounded channel limit)"
+    )]
+    #[non_exhaustive]
+    MailboxCapacityTooLarge {
+        /// The capacity asked for.
+        requested: usize,
+        /// The largest capacity allowed.
+        max: usize,
+    },
+
+    /// A `change_stream_capacity` above
+    /// [`MAX_CHANGE_STREAM_CAPACITY`](crate::MAX_CHANGE_STREAM_CAPACITY): the
+    /// buffer is allocated in full when the state is built.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use thread_safe_state::{BuildError, ThreadSafeState, MAX_CHANGE_STREAM_CAPACITY};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let error = ThreadSafeState::<u8>::builder()
+    ///     .change_stream_capacity(MAX_CHANGE_STREAM_CAPACITY + 1)
+    ///     .try_build()
+    ///     .unwrap_err();
+    /// assert!(matches!(
+    ///     error,
+    ///     BuildError::ChangeStreamCapacityTooLarge { max: MAX_CHANGE_STREAM_CAPACITY, .. }
+    /// ));
+    /// assert_eq!(
+    ///     error.to_string(),
+    ///     "change_stream_capacity(65537) is too large: it must be between 1 and 65536 \
+    ///      (the buffer is allocated in full when the state is built)"
+    /// );
+    /// # }
+    /// ```
+    #[error(
+        "change_stream_capacity({requested}) is too large: it must be between 1 and {max} \
+         (the buffer is allocated in full when the state is built)"
+    )]
+    #[non_exhaustive]
+    ChangeStreamCapacityTooLarge {
+        /// The capacity asked for.
+        requested: usize,
+        /// The largest capacity allowed.
+        max: usize,
+    },
 }
 
 /// Displays up to [`LISTED_KEYS`] keys, then `...`.
