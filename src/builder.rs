@@ -54,6 +54,55 @@ pub const DEFAULT_CHANGE_STREAM_CAPACITY: usize = 1024;
 /// ```
 pub const DEFAULT_MAILBOX_CAPACITY: usize = 1024;
 
+/// The largest [`Builder::mailbox_capacity`]: tokio's
+/// [`Semaphore::MAX_PERMITS`](tokio::sync::Semaphore::MAX_PERMITS)
+/// (`usize::MAX >> 3`), the most slots a tokio bounded channel can count.
+/// The mailbox allocates as commands arrive, not up front, so any capacity up
+/// to this costs nothing until it is used.
+///
+/// # Examples
+///
+/// ```
+/// use thread_safe_state::{BuildError, ThreadSafeState, MAX_MAILBOX_CAPACITY};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// assert_eq!(MAX_MAILBOX_CAPACITY, usize::MAX >> 3);
+/// let error = ThreadSafeState::<u8>::builder()
+///     .mailbox_capacity(MAX_MAILBOX_CAPACITY + 1)
+///     .try_build()
+///     .unwrap_err();
+/// assert!(matches!(error, BuildError::MailboxCapacityTooLarge { max, .. } if max == MAX_MAILBOX_CAPACITY));
+/// # }
+/// ```
+pub const MAX_MAILBOX_CAPACITY: usize = tokio::sync::Semaphore::MAX_PERMITS;
+
+/// The largest [`Builder::change_stream_capacity`]: 65,536 group commits.
+///
+/// The change-stream buffer is a ring (tokio's `broadcast`) allocated in
+/// full when the state is built, whether or not a stream is ever opened,
+/// with the capacity rounded up to a power of two; each slot is about 40
+/// bytes on a 64-bit target. At this bound the ring is about 2.5 MiB per
+/// state, 64 times the default. A consumer that falls further behind than
+/// that gets [`StateError::Lagged`](crate::StateError::Lagged) and resumes
+/// from the retained history with
+/// [`changes_since`](ThreadSafeState::changes_since) instead.
+///
+/// # Examples
+///
+/// ```
+/// use thread_safe_state::{ThreadSafeState, MAX_CHANGE_STREAM_CAPACITY};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let state = ThreadSafeState::<u8>::builder()
+///     .change_stream_capacity(MAX_CHANGE_STREAM_CAPACITY)
+///     .try_build();
+/// assert!(state.is_ok());
+/// # }
+/// ```
+pub const MAX_CHANGE_STREAM_CAPACITY: usize = 1 << 16;
+
 /// Configures a [`ThreadSafeState`]; made by [`ThreadSafeState::builder`].
 ///
 /// # Examples
@@ -145,7 +194,10 @@ impl<V: Send + Sync + 'static> Builder<V> {
     }
 
     /// How many write commands may wait for the writer before writers wait
-    /// for room (back-pressure). Default 1024; must be at least 1.
+    /// for room (back-pressure). Default 1024; must be at least 1 and at most
+    /// [`MAX_MAILBOX_CAPACITY`] (`usize::MAX >> 3`, tokio's limit), or
+    /// [`try_build`](Self::try_build) fails. Slots are allocated as commands
+    /// arrive, not up front.
     ///
     /// # Examples
     ///
@@ -168,7 +220,10 @@ impl<V: Send + Sync + 'static> Builder<V> {
     /// How many group commits a [change stream](ThreadSafeState::changes_since)
     /// buffers for a slow consumer before it ends with
     /// [`StateError::Lagged`](crate::StateError::Lagged). Default 1024; must
-    /// be at least 1.
+    /// be at least 1 and at most [`MAX_CHANGE_STREAM_CAPACITY`] (65,536), or
+    /// [`try_build`](Self::try_build) fails. The buffer is allocated in full
+    /// when the state is built (rounded up to a power of two, about 40 bytes
+    /// a slot), so keep it near what a consumer may really fall behind.
     ///
     /// # Examples
     ///
@@ -192,8 +247,10 @@ impl<V: Send + Sync + 'static> Builder<V> {
     /// # Panics
     ///
     /// Panics with the [`BuildError`] message when [`try_build`](Self::try_build)
-    /// would fail: outside a tokio runtime, with `mailbox_capacity(0)` or
-    /// `change_stream_capacity(0)`, or with an empty key in `initial_state`.
+    /// would fail: outside a tokio runtime, with a `mailbox_capacity` of 0 or
+    /// above [`MAX_MAILBOX_CAPACITY`], with a `change_stream_capacity` of 0 or
+    /// above [`MAX_CHANGE_STREAM_CAPACITY`], or with an empty key in
+    /// `initial_state`.
     ///
     /// # Examples
     ///
@@ -226,7 +283,12 @@ impl<V: Send + Sync + 'static> Builder<V> {
     /// [`BuildError::NoRuntime`] outside a tokio runtime,
     /// [`BuildError::ZeroMailboxCapacity`] for `mailbox_capacity(0)`,
     /// [`BuildError::ZeroChangeStreamCapacity`] for `change_stream_capacity(0)`,
+    /// [`BuildError::MailboxCapacityTooLarge`] for a `mailbox_capacity` above
+    /// [`MAX_MAILBOX_CAPACITY`],
+    /// [`BuildError::ChangeStreamCapacityTooLarge`] for a
+    /// `change_stream_capacity` above [`MAX_CHANGE_STREAM_CAPACITY`],
     /// [`BuildError::EmptyKey`] for an empty key in `initial_state`.
+    /// The configuration is checked before anything is allocated.
     ///
     /// # Examples
     ///
@@ -259,6 +321,18 @@ impl<V: Send + Sync + 'static> Builder<V> {
         }
         if self.stream_capacity == 0 {
             return Err(BuildError::ZeroChangeStreamCapacity);
+        }
+        if self.mailbox_capacity > MAX_MAILBOX_CAPACITY {
+            return Err(BuildError::MailboxCapacityTooLarge {
+                requested: self.mailbox_capacity,
+                max: MAX_MAILBOX_CAPACITY,
+            });
+        }
+        if self.stream_capacity > MAX_CHANGE_STREAM_CAPACITY {
+            return Err(BuildError::ChangeStreamCapacityTooLarge {
+                requested: self.stream_capacity,
+                max: MAX_CHANGE_STREAM_CAPACITY,
+            });
         }
         Ok(())
     }

@@ -4,8 +4,9 @@ use std::fmt;
 
 use crate::Version;
 
-/// How many keys [`StateError::KeyNotFound`]'s message lists before `...`.
-const LISTED_KEYS: usize = 10;
+/// How many keys [`StateError::KeyNotFound`] carries and its message lists
+/// before `...`.
+pub(crate) const LISTED_KEYS: usize = 10;
 
 /// Why a read or write on a [`ThreadSafeState`](crate::ThreadSafeState) failed.
 ///
@@ -21,9 +22,10 @@ const LISTED_KEYS: usize = 10;
 /// let state = ThreadSafeState::<u32>::new();
 /// state.set("phase", 1).await.unwrap();
 /// match state.get_required("agents") {
-///     Err(StateError::KeyNotFound { key, available }) => {
+///     Err(StateError::KeyNotFound { key, available, total_keys, .. }) => {
 ///         assert_eq!(key, "agents");
 ///         assert_eq!(available, vec!["phase".to_string()]);
+///         assert_eq!(total_keys, 1);
 ///     }
 ///     other => panic!("unexpected {other:?}"),
 /// }
@@ -33,12 +35,44 @@ const LISTED_KEYS: usize = 10;
 #[non_exhaustive]
 pub enum StateError {
     /// A required key is absent.
-    #[error("key {key:?} not found; available keys: {}", KeyList(available))]
+    ///
+    /// It carries only the keys its message lists: the 10 smallest the state
+    /// held, sorted, and how many there were in all. Finding them is one pass
+    /// over the keys with a 10-entry heap, O(n log 10): the map is hashed, so
+    /// no order exists to find the smallest keys without looking at every
+    /// key, but nothing is copied or sorted beyond those 10.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use thread_safe_state::{StateError, ThreadSafeState};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let state = ThreadSafeState::new();
+    /// state.update((0..25).map(|i| (format!("key{i:02}"), i))).await.unwrap();
+    /// let error = state.get_required("missing").unwrap_err();
+    /// let StateError::KeyNotFound { available, total_keys, .. } = &error else {
+    ///     panic!("unexpected {error:?}");
+    /// };
+    /// assert_eq!(available.first().map(String::as_str), Some("key00"));
+    /// assert_eq!((available.len(), *total_keys), (10, 25));
+    /// assert!(error.to_string().ends_with(r#""key08", "key09", ..."#));
+    /// # }
+    /// ```
+    #[error(
+        "key {key:?} not found; available keys: {}",
+        KeyList { listed: available, total: *total_keys }
+    )]
+    #[non_exhaustive]
     KeyNotFound {
         /// The key that was asked for.
         key: String,
-        /// Every key the state held at that moment, sorted.
+        /// The smallest keys the state held at that moment, sorted: at most
+        /// 10, the ones the message lists.
         available: Vec<String>,
+        /// How many keys the state held at that moment.
+        total_keys: usize,
     },
 
     /// A write named the empty string as a key.
@@ -333,23 +367,99 @@ pub enum BuildError {
     /// The initial state had an empty key.
     #[error("initial_state has an empty key: keys must not be empty")]
     EmptyKey,
+
+    /// A `mailbox_capacity` above
+    /// [`MAX_MAILBOX_CAPACITY`](crate::MAX_MAILBOX_CAPACITY), more slots than
+    /// tokio's bounded channel can count.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use thread_safe_state::{BuildError, ThreadSafeState, MAX_MAILBOX_CAPACITY};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let error = ThreadSafeState::<u8>::builder()
+    ///     .mailbox_capacity(usize::MAX)
+    ///     .try_build()
+    ///     .unwrap_err();
+    /// let BuildError::MailboxCapacityTooLarge { requested, max, .. } = error.clone() else {
+    ///     panic!("unexpected {error:?}");
+    /// };
+    /// assert_eq!((requested, max), (usize::MAX, MAX_MAILBOX_CAPACITY));
+    /// assert!(error.to_string().contains(&format!("between 1 and {MAX_MAILBOX_CAPACITY}")));
+    /// # }
+    /// ```
+    #[error(
+        "mailbox_capacity({requested}) is too large: it must be between 1 and {max} \
+         (tokio's bounded channel limit)"
+    )]
+    #[non_exhaustive]
+    MailboxCapacityTooLarge {
+        /// The capacity asked for.
+        requested: usize,
+        /// The largest capacity allowed.
+        max: usize,
+    },
+
+    /// A `change_stream_capacity` above
+    /// [`MAX_CHANGE_STREAM_CAPACITY`](crate::MAX_CHANGE_STREAM_CAPACITY): the
+    /// buffer is allocated in full when the state is built.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use thread_safe_state::{BuildError, ThreadSafeState, MAX_CHANGE_STREAM_CAPACITY};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let error = ThreadSafeState::<u8>::builder()
+    ///     .change_stream_capacity(MAX_CHANGE_STREAM_CAPACITY + 1)
+    ///     .try_build()
+    ///     .unwrap_err();
+    /// assert!(matches!(
+    ///     error,
+    ///     BuildError::ChangeStreamCapacityTooLarge { max: MAX_CHANGE_STREAM_CAPACITY, .. }
+    /// ));
+    /// assert_eq!(
+    ///     error.to_string(),
+    ///     "change_stream_capacity(65537) is too large: it must be between 1 and 65536 \
+    ///      (the buffer is allocated in full when the state is built)"
+    /// );
+    /// # }
+    /// ```
+    #[error(
+        "change_stream_capacity({requested}) is too large: it must be between 1 and {max} \
+         (the buffer is allocated in full when the state is built)"
+    )]
+    #[non_exhaustive]
+    ChangeStreamCapacityTooLarge {
+        /// The capacity asked for.
+        requested: usize,
+        /// The largest capacity allowed.
+        max: usize,
+    },
 }
 
-/// Displays up to [`LISTED_KEYS`] keys, then `...`.
-struct KeyList<'a>(&'a [String]);
+/// Displays up to [`LISTED_KEYS`] keys, then `...` if there were more.
+struct KeyList<'a> {
+    listed: &'a [String],
+    total: usize,
+}
 
 impl fmt::Display for KeyList<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.0.is_empty() {
+        if self.listed.is_empty() {
             return f.write_str("(none)");
         }
-        for (i, key) in self.0.iter().take(LISTED_KEYS).enumerate() {
+        let shown = self.listed.len().min(LISTED_KEYS);
+        for (i, key) in self.listed[..shown].iter().enumerate() {
             if i > 0 {
                 f.write_str(", ")?;
             }
             write!(f, "{key:?}")?;
         }
-        if self.0.len() > LISTED_KEYS {
+        if self.total > shown {
             f.write_str(", ...")?;
         }
         Ok(())
@@ -366,6 +476,7 @@ mod tests {
         let message = StateError::KeyNotFound {
             key: "x".into(),
             available,
+            total_keys: 12,
         }
         .to_string();
         assert!(message.contains("\"k09\""), "{message}");
@@ -378,8 +489,26 @@ mod tests {
         let message = StateError::KeyNotFound {
             key: "x".into(),
             available: vec![],
+            total_keys: 0,
         }
         .to_string();
         assert!(message.ends_with("(none)"), "{message}");
+    }
+
+    #[test]
+    fn key_not_found_says_more_keys_exist_than_it_carries() {
+        let available: Vec<String> = (0..10).map(|i| format!("k{i:02}")).collect();
+        let error = StateError::KeyNotFound {
+            key: "x".into(),
+            available: available.clone(),
+            total_keys: 11,
+        };
+        assert!(error.to_string().ends_with(r#""k09", ..."#), "{error}");
+        let error = StateError::KeyNotFound {
+            key: "x".into(),
+            available,
+            total_keys: 10,
+        };
+        assert!(error.to_string().ends_with(r#""k09""#), "{error}");
     }
 }

@@ -126,6 +126,7 @@ pub mod __loom;
 pub use blocking::Blocking;
 pub use builder::{
     Builder, DEFAULT_CHANGE_STREAM_CAPACITY, DEFAULT_MAILBOX_CAPACITY, DEFAULT_MAX_HISTORY,
+    MAX_CHANGE_STREAM_CAPACITY, MAX_MAILBOX_CAPACITY,
 };
 pub use error::{BuildError, Precondition, StateError, TransactionError};
 pub use history::{ChangeRecord, ChangeSet, Operation};

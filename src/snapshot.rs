@@ -1,10 +1,11 @@
 //! [`Snapshot`] and [`Entry`]: immutable views of the state at one version.
 
+use std::collections::BinaryHeap;
 use std::fmt;
 
 use serde::ser::{Serialize, SerializeMap, SerializeStruct, Serializer};
 
-use crate::error::StateError;
+use crate::error::{StateError, LISTED_KEYS};
 use crate::map::Map;
 use crate::sync::Arc;
 use crate::Version;
@@ -423,13 +424,32 @@ impl<V> Snapshot<V> {
     }
 }
 
-/// The error for a required `key` that `map` lacks, listing the keys it has.
+/// The error for a required `key` that `map` lacks, listing the
+/// [`LISTED_KEYS`] smallest keys it has and counting all of them.
+///
+/// The map is hashed, so finding the smallest keys takes one pass over all
+/// of them; a max-heap of the [`LISTED_KEYS`] smallest seen so far makes that
+/// O(n log 10) comparisons, with no copy or sort of the other keys.
 pub(crate) fn missing_key<V>(map: &Map<V>, key: &str) -> StateError {
-    let mut available: Vec<String> = map.keys().map(|key| key.to_string()).collect();
-    available.sort_unstable();
+    let mut smallest: BinaryHeap<&str> = BinaryHeap::with_capacity(LISTED_KEYS + 1);
+    for candidate in map.keys() {
+        let candidate: &str = candidate;
+        if smallest.len() < LISTED_KEYS {
+            smallest.push(candidate);
+        } else if let Some(mut largest) = smallest.peek_mut() {
+            if candidate < *largest {
+                *largest = candidate;
+            }
+        }
+    }
     StateError::KeyNotFound {
         key: key.to_owned(),
-        available,
+        available: smallest
+            .into_sorted_vec()
+            .into_iter()
+            .map(str::to_owned)
+            .collect(),
+        total_keys: map.len(),
     }
 }
 

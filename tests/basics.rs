@@ -117,13 +117,18 @@ async fn get_required_names_the_missing_key_and_the_available_ones() {
     state.update([("beta", 2), ("alpha", 1)]).await.unwrap();
     assert_eq!(*state.get_required("alpha").unwrap(), 1);
     let error = state.get_required("gamma").unwrap_err();
-    assert_eq!(
-        error,
-        StateError::KeyNotFound {
-            key: "gamma".into(),
-            available: vec!["alpha".into(), "beta".into()],
-        }
-    );
+    let StateError::KeyNotFound {
+        key,
+        available,
+        total_keys,
+        ..
+    } = &error
+    else {
+        panic!("unexpected {error:?}");
+    };
+    assert_eq!(key, "gamma");
+    assert_eq!(available, &["alpha", "beta"]);
+    assert_eq!(*total_keys, 2);
     assert_eq!(
         error.to_string(),
         r#"key "gamma" not found; available keys: "alpha", "beta""#
@@ -138,10 +143,16 @@ async fn get_required_message_lists_at_most_ten_keys() {
         .await
         .unwrap();
     let error = state.get_required("missing").unwrap_err();
-    let StateError::KeyNotFound { available, .. } = &error else {
+    let StateError::KeyNotFound {
+        available,
+        total_keys,
+        ..
+    } = &error
+    else {
         panic!("unexpected {error:?}");
     };
-    assert_eq!(available.len(), 25);
+    assert_eq!(available.len(), 10);
+    assert_eq!(*total_keys, 25);
     let message = error.to_string();
     assert!(message.contains("\"key09\""), "{message}");
     assert!(!message.contains("\"key10\""), "{message}");

@@ -6,6 +6,13 @@
 //! Values carry an identity as well as a number, because the state shares
 //! values rather than copying them: a rollback restores the very values of
 //! its target, and its records list exactly the keys whose value changed.
+//!
+//! Per-key versions follow etcd's `mod_revision`: a key a rollback changes
+//! is modified at the rollback's version (and created there if it was
+//! absent), a key it leaves alone keeps its versions, so a key's modified
+//! version never decreases and always equals the version of its newest
+//! history record. A compare-and-set token taken before a rollback must not
+//! succeed again after it (`Step::RollbackThenStaleCas`).
 
 use std::collections::BTreeMap;
 
@@ -70,6 +77,18 @@ enum Step {
     /// Writes queued together, committed by the writer as one group.
     Burst(Vec<Write>),
     History(Option<usize>, Option<usize>),
+    /// Optionally rewrite `key` first, then roll back `back` versions, then
+    /// a conditional write on `key` with `PreKind::At` the modified version
+    /// `key` had at the rollback's target: a compare-and-set token older
+    /// than the rollback, which must fail whenever the rollback changed the
+    /// key (the ABA case: set A, set B, rollback to A, CAS at A's version).
+    RollbackThenStaleCas {
+        rewrite: Option<i64>,
+        back: u64,
+        key: usize,
+        number: i64,
+        delete: bool,
+    },
 }
 
 fn write() -> impl Strategy<Value = Write> {
@@ -116,6 +135,16 @@ fn step() -> impl Strategy<Value = Step> {
         2 => prop::collection::vec(write(), 2..6).prop_map(Step::Burst),
         1 => (prop::option::of(0..KEYS.len()), prop::option::of(0usize..6))
             .prop_map(|(k, l)| Step::History(k, l)),
+        2 => (
+            prop::option::weighted(0.7, -50i64..50),
+            0u64..5,
+            0..KEYS.len(),
+            -50i64..50,
+            prop::bool::weighted(0.3),
+        )
+            .prop_map(|(rewrite, back, key, number, delete)| {
+                Step::RollbackThenStaleCas { rewrite, back, key, number, delete }
+            }),
     ]
 }
 
@@ -365,24 +394,42 @@ impl Model {
                         oldest_retained: Version::new(self.oldest_retained()),
                     });
                 }
+                // The rollback is a new version R whose values are the
+                // target's. A key whose value it changes is written at R
+                // (created at R if it was absent); a key whose value is the
+                // very same keeps its current versions.
+                let rollback = current + 1;
                 let before = self.current().clone();
-                let after = self.versions[target as usize].clone();
+                let then = &self.versions[target as usize];
+                let mut after = Contents::new();
+                let mut changes = Vec::new();
                 let mut keys: Vec<&'static str> =
-                    before.keys().chain(after.keys()).copied().collect();
+                    before.keys().chain(then.keys()).copied().collect();
                 keys.sort_unstable();
                 keys.dedup();
-                let changes = keys
-                    .into_iter()
-                    .map(|k| {
-                        (
+                for k in keys {
+                    let (now, old) = (before.get(k), then.get(k));
+                    if now.map(|e| e.value.id) == old.map(|e| e.value.id) {
+                        if let Some(now) = now {
+                            after.insert(k, *now);
+                        }
+                        continue;
+                    }
+                    if let Some(old) = old {
+                        after.insert(
                             k,
-                            before.get(k).map(|e| e.value),
-                            after.get(k).map(|e| e.value),
-                        )
-                    })
-                    .filter(|(_, old, new)| old.map(|v| v.id) != new.map(|v| v.id))
-                    .collect();
-                Outcome::Version(self.commit(after, Operation::Rollback, changes))
+                            ModelEntry {
+                                value: old.value,
+                                created: now.map_or(rollback, |e| e.created),
+                                modified: rollback,
+                            },
+                        );
+                    }
+                    changes.push((k, now.map(|e| e.value), old.map(|e| e.value)));
+                }
+                let version = self.commit(after, Operation::Rollback, changes);
+                assert_eq!(version, rollback);
+                Outcome::Version(version)
             }
         }
     }
@@ -556,7 +603,22 @@ fn check_state(state: &ThreadSafeState<Value>, model: &Model) -> Result<(), Test
         .iter()
         .map(|(k, e)| (k.to_string(), *e))
         .collect();
-    prop_assert_eq!(actual, expected);
+    prop_assert_eq!(&actual, &expected);
+    // A key's modified version is the version of its newest history record
+    // (none retained if that record was evicted).
+    for (key, entry) in &actual {
+        let newest = state
+            .history(Some(key.as_str()), Some(1))
+            .first()
+            .map(|r| r.version.get());
+        let retained = entry.modified > model.oldest_retained();
+        prop_assert_eq!(
+            newest,
+            retained.then_some(entry.modified),
+            "newest record of {:?} vs its modified version",
+            key
+        );
+    }
     let history: Vec<ModelRecord> = state.history(None, None).iter().map(record_of).collect();
     prop_assert_eq!(history, model.history(None, None));
     // Time travel: the edges and the middle of the retained window.
@@ -608,6 +670,28 @@ fn check_state(state: &ThreadSafeState<Value>, model: &Model) -> Result<(), Test
     Ok(())
 }
 
+/// A key's modified version never decreases while it exists, and a key that
+/// was deleted and recreated gets a newer one still: `last` holds the
+/// newest modified version seen for each key, present or not.
+fn check_monotonic(
+    state: &ThreadSafeState<Value>,
+    last: &mut BTreeMap<String, u64>,
+) -> Result<(), TestCaseError> {
+    let snapshot = state.snapshot();
+    for key in snapshot.keys() {
+        let modified = snapshot.modified_version(key).unwrap().get();
+        let previous = last.insert(key.to_owned(), modified).unwrap_or(0);
+        prop_assert!(
+            modified >= previous,
+            "modified version of {:?} went back from {} to {}",
+            key,
+            previous,
+            modified
+        );
+    }
+    Ok(())
+}
+
 /// The panics injected into `modify` are expected: keep them off stderr,
 /// and leave every other panic to the default hook.
 fn quiet_injected_panics() {
@@ -634,6 +718,7 @@ fn check_sequence(max_history: usize, steps: Vec<Step>) -> Result<(), TestCaseEr
         // A change stream from the start sees every commit, once, in order.
         let mut stream = state.changes_since(Version::INITIAL).unwrap();
         let mut model = Model::new(max_history);
+        let mut modified = BTreeMap::new();
         for step in steps {
             let base = model.version();
             match step {
@@ -641,6 +726,45 @@ fn check_sequence(max_history: usize, steps: Vec<Step>) -> Result<(), TestCaseEr
                     let (expected, resolved) = apply_to_model(&mut model, &write, base);
                     let actual = run(state.clone(), write, base, resolved).await;
                     prop_assert_eq!(&actual, &expected);
+                }
+                Step::RollbackThenStaleCas {
+                    rewrite,
+                    back,
+                    key,
+                    number,
+                    delete,
+                } => {
+                    let mut writes = Vec::new();
+                    if let Some(rewrite) = rewrite {
+                        writes.push(Write::Set(key, rewrite));
+                    }
+                    writes.push(Write::RollbackBack(back));
+                    let mut target = 0;
+                    for (i, write) in writes.into_iter().enumerate() {
+                        let base = model.version();
+                        target = base.saturating_sub(back) as usize;
+                        let (expected, resolved) = apply_to_model(&mut model, &write, base);
+                        let actual = run(state.clone(), write, base, resolved).await;
+                        prop_assert_eq!(&actual, &expected, "sub-step {}", i);
+                        check_state(&state, &model)?;
+                        check_monotonic(&state, &mut modified)?;
+                    }
+                    // The token: the key's modified version at the rollback's
+                    // target, i.e. what it was before the write the rollback
+                    // undid. After the rollback it is stale unless the
+                    // rollback left the key alone.
+                    let token = model.versions[target]
+                        .get(KEYS[key])
+                        .map_or(0, |e| e.modified);
+                    let cas = if delete {
+                        Write::DeleteIf(key, PreKind::At(token))
+                    } else {
+                        Write::SetIf(key, number, PreKind::At(token))
+                    };
+                    let base = model.version();
+                    let (expected, resolved) = apply_to_model(&mut model, &cas, base);
+                    let actual = run(state.clone(), cas, base, resolved).await;
+                    prop_assert_eq!(&actual, &expected, "stale compare-and-set at {}", token);
                 }
                 Step::Burst(writes) => {
                     // Spawned in order on a current_thread runtime, the
@@ -665,6 +789,7 @@ fn check_sequence(max_history: usize, steps: Vec<Step>) -> Result<(), TestCaseEr
                 }
             }
             check_state(&state, &model)?;
+            check_monotonic(&state, &mut modified)?;
         }
         drop(state);
         let (mut streamed, mut versions) = (Vec::new(), Vec::new());
