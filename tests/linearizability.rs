@@ -857,38 +857,46 @@ impl fmt::Display for Printed<'_> {
 }
 
 /// Feed `history` to the linearizability tester in real-time order.
+///
+/// On a violation, also names the return after which no order can work any
+/// more: linearizability is prefix-closed, so the shortest failing prefix
+/// of the event sequence points at the operation to look at first.
 fn check(history: &[Completed], max_history: usize) -> Result<(), String> {
-    enum Event<'a> {
-        Invoke(&'a Completed),
-        Return(&'a Completed),
-    }
-    let mut events: Vec<(u64, Event<'_>)> = history
+    let mut events: Vec<(u64, bool, &Completed)> = history
         .iter()
-        .flat_map(|c| {
-            [
-                (c.invoked, Event::Invoke(c)),
-                (c.returned, Event::Return(c)),
-            ]
-        })
+        .flat_map(|c| [(c.invoked, false, c), (c.returned, true, c)])
         .collect();
-    events.sort_by_key(|(ticket, _)| *ticket);
-    let mut tester = LinearizabilityTester::new(Model::new(max_history));
-    for (_, event) in events {
-        match event {
-            Event::Invoke(c) => tester.on_invoke(c.actor, c.op.clone()),
-            Event::Return(c) => tester.on_return(c.actor, c.ret.clone()),
+    events.sort_by_key(|(ticket, ..)| *ticket);
+    let consistent = |events: &[(u64, bool, &Completed)]| -> Result<bool, String> {
+        let mut tester = LinearizabilityTester::new(Model::new(max_history));
+        for (_, is_return, c) in events {
+            if *is_return {
+                tester.on_return(c.actor, c.ret.clone())
+            } else {
+                tester.on_invoke(c.actor, c.op.clone())
+            }
+            .map_err(|e| format!("malformed history: {e}"))?;
         }
-        .map_err(|e| format!("malformed history: {e}"))?;
+        Ok(tester.is_consistent())
+    };
+    if consistent(&events)? {
+        return Ok(());
     }
-    if tester.is_consistent() {
-        Ok(())
-    } else {
-        Err(
-            "no sequential order of these operations, respecting real time, \
-             matches the specification"
-                .into(),
-        )
-    }
+    let first_bad = (0..events.len())
+        .filter(|&end| events[end].1)
+        .find(|&end| !consistent(&events[..=end]).unwrap_or(false))
+        .map_or_else(String::new, |end| {
+            let (ticket, _, c) = events[end];
+            format!(
+                "; it stops being linearizable when actor {} returns at ticket {ticket}: \
+                 {:?} -> {:?}",
+                c.actor, c.op, c.ret
+            )
+        });
+    Err(format!(
+        "no sequential order of these operations, respecting real time, matches the \
+         specification{first_bad}"
+    ))
 }
 
 fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
@@ -929,8 +937,10 @@ fn check_backend(
         if let Err(why) = check(&history, max_history) {
             panic!(
                 "{name}: history {index} of {histories} (LINEARIZABILITY_SEED={seed}) is not \
-                 linearizable: {why}.\nActor 0 is the setup, actor {} the plain thread; \
-                 tickets are real-time order.\n{}",
+                 linearizable: {why}.\nActor 0 is the setup, actors 1-{} writer tasks, actor {} \
+                 the reader task, actor {} the plain thread; tickets are in real-time order.\n{}",
+                plan.tasks.len() - 1,
+                plan.tasks.len(),
                 plan.tasks.len() + 1,
                 Printed(&history)
             );
