@@ -18,7 +18,7 @@ use loom::future::block_on;
 use loom::sync::atomic::{AtomicU64, Ordering};
 use loom::sync::Arc;
 use loom::thread;
-use thread_safe_state::__loom::{state_and_writer, LoomSubscriber, LoomWriter};
+use thread_safe_state::__loom::{check_before_listen, state_and_writer, LoomWriter};
 use thread_safe_state::{StateError, ThreadSafeState, Version};
 
 /// `loom::model`, reporting how many interleavings it explored and how long
@@ -40,6 +40,20 @@ fn model<F: Fn() + Sync + Send + 'static>(name: &str, body: F) {
 
 fn new_state(max_history: usize) -> (ThreadSafeState<u64>, LoomWriter<u64>) {
     state_and_writer(ThreadSafeState::builder().max_history(max_history))
+}
+
+/// Run a subscriber's future. Under loom, waiting on the notifier blocks
+/// the loom thread (a loom `Condvar`) instead of returning `Pending`, so
+/// the future is ready on its first poll. Not loom's `block_on`: when loom
+/// reports a deadlock it unwinds the blocked threads, and `block_on`'s
+/// own loom objects cannot be dropped then.
+fn now<F: std::future::Future>(future: F) -> F::Output {
+    let mut future = std::pin::pin!(future);
+    let mut context = std::task::Context::from_waker(std::task::Waker::noop());
+    match future.as_mut().poll(&mut context) {
+        std::task::Poll::Ready(output) => output,
+        std::task::Poll::Pending => panic!("a subscriber's wait returned Pending under loom"),
+    }
 }
 
 fn spawn_writer(writer: LoomWriter<u64>) -> thread::JoinHandle<()> {
@@ -155,33 +169,48 @@ fn model_3_batch_and_rollback_atomicity() {
     });
 }
 
-/// Model 4: a subscriber that checks the snapshot, then waits for a
-/// change, observes the final version after the writer's last commit. A
-/// lost wake-up shows as a deadlock, which loom reports.
-fn no_lost_wake_up(name: &str, writer_order: fn(LoomWriter<u64>) -> LoomWriter<u64>) {
+/// Model 4: a subscriber (the real `Subscriber`, whose `changed` listens
+/// on the notifier, then checks the published version) observes the final
+/// version after the writer's last commit. A lost wake-up shows as a
+/// deadlock, which loom reports.
+fn no_lost_wake_up(
+    name: &str,
+    writer_order: fn(LoomWriter<u64>) -> LoomWriter<u64>,
+    broken_waiter: bool,
+) {
     model(name, move || {
         let (state, writer) = new_state(4);
-        let writer = spawn_writer(writer_order(writer));
-        let mut updates = LoomSubscriber::new(&state);
+        if broken_waiter {
+            check_before_listen(&state);
+        }
+        // The writer serves the two writes and stays alive without closing:
+        // a close would wake the subscriber and hide a lost wake-up.
+        let mut writer = writer_order(writer);
+        let writer = thread::spawn(move || {
+            block_on(writer.serve(2));
+            writer
+        });
+        let mut updates = state.subscribe();
         let subscriber = thread::spawn(move || loop {
-            let snapshot = updates.borrow();
+            let snapshot = updates.borrow_and_update();
             if snapshot.version() == Version::new(2) {
                 assert_eq!(snapshot.get("k").as_deref(), Some(&2));
                 return;
             }
-            updates.changed();
+            now(updates.changed()).unwrap();
         });
         block_on(state.set("k", 1)).unwrap();
         block_on(state.set("k", 2)).unwrap();
-        drop(state);
+        let writer = writer.join().unwrap();
         subscriber.join().unwrap();
-        writer.join().unwrap();
+        drop(state);
+        drop(writer);
     });
 }
 
 #[test]
 fn model_4_no_lost_wake_up() {
-    no_lost_wake_up("4 no-lost-wake-up", |writer| writer);
+    no_lost_wake_up("4 no-lost-wake-up", |writer| writer, false);
 }
 
 /// Model 7b: waking subscribers before publishing loses the last wake-up.
@@ -191,7 +220,104 @@ fn model_7_teeth_notify_before_publish_is_caught() {
     no_lost_wake_up(
         "7b notify-before-publish",
         LoomWriter::notify_before_publish,
+        false,
     );
+}
+
+/// Model 7c: a waiter that checks before it listens loses a wake-up.
+#[test]
+#[should_panic(expected = "deadlock")]
+fn model_7_teeth_check_before_listen_is_caught() {
+    no_lost_wake_up("7c check-before-listen", |writer| writer, true);
+}
+
+/// Model 9: a waiter blocked in `changed` when the writer stops hears
+/// `Closed`; it never hangs.
+#[test]
+fn model_9_a_waiter_hears_the_writer_stop() {
+    model("9 waiter-vs-writer-stop", || {
+        let (state, writer) = new_state(4);
+        let mut updates = state.subscribe();
+        let waiter = thread::spawn(move || {
+            let mut versions = 0;
+            loop {
+                match now(updates.changed()) {
+                    Ok(()) => versions += 1,
+                    Err(StateError::Closed) => return versions,
+                    Err(other) => panic!("unexpected {other}"),
+                }
+            }
+        });
+        let stopper = thread::spawn(move || drop(writer));
+        let _ = block_on(state.set("k", 1));
+        stopper.join().unwrap();
+        assert!(waiter.join().unwrap() <= 1);
+    });
+}
+
+std::thread_local! {
+    /// Set on the thread that runs the writer of model 10.
+    static ON_WRITER: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// A value whose `Drop` panics if armed and dropped by the writer. (A
+/// reader that holds the last reference drops it on its own thread, as
+/// documented; that is not what this model is about.)
+struct Bomb {
+    armed: bool,
+}
+
+impl Drop for Bomb {
+    fn drop(&mut self) {
+        if self.armed && ON_WRITER.with(std::cell::Cell::get) {
+            panic!("a value's Drop panicked");
+        }
+    }
+}
+
+/// Model 10: a value whose `Drop` panics when the writer releases it (its
+/// replacement evicted it, `max_history(0)`) costs no reply, no version and
+/// not the writer: the caller is told the truth, and later writes work.
+#[test]
+fn model_10_a_panicking_drop_in_the_writer_loses_nothing() {
+    // The contained panics are expected; keep their messages out of the log
+    // (any other panic still reaches the previous hook). The filter stays
+    // installed: loom's coroutine library chains its own hook over it.
+    let hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        if info.payload().downcast_ref::<&str>() != Some(&"a value's Drop panicked") {
+            hook(info);
+        }
+    }));
+    model("10 panicking-drop", || {
+        let (state, writer) = state_and_writer(ThreadSafeState::builder().max_history(0));
+        let writer = thread::spawn(move || {
+            ON_WRITER.with(|on| on.set(true));
+            block_on(writer.run());
+        });
+        let reader = {
+            let state = state.clone();
+            thread::spawn(move || {
+                let version = state.version();
+                assert!(version <= Version::new(3));
+            })
+        };
+        assert_eq!(
+            block_on(state.set("k", Bomb { armed: true })),
+            Ok(Version::new(1))
+        );
+        assert_eq!(
+            block_on(state.set("k", Bomb { armed: false })),
+            Ok(Version::new(2))
+        );
+        assert_eq!(
+            block_on(state.set("j", Bomb { armed: false })),
+            Ok(Version::new(3))
+        );
+        reader.join().unwrap();
+        drop(state);
+        writer.join().unwrap();
+    });
 }
 
 /// Model 5: two concurrent `modify` increments end at +2.
@@ -231,6 +357,7 @@ fn model_6_queued_write_is_answered_when_the_last_handle_drops() {
         assert_eq!(caller.join().unwrap(), Ok(Version::new(1)));
         writer.join().unwrap();
         assert_eq!(updates.borrow_and_update().version(), Version::new(1));
+        assert_eq!(now(updates.changed()), Err(StateError::Closed));
     });
 }
 

@@ -349,7 +349,6 @@ impl<V: Send + Sync + 'static> Builder<V> {
             self.max_history,
             self.stream_capacity,
         );
-        let shared = Arc::new(shared);
         let (mailbox, inbox) = mpsc::channel(self.mailbox_capacity);
         let committer = Committer::new(Arc::clone(&shared), Feed::new(feed, self.stream_capacity));
         let writer = Writer::new(inbox, committer, Arc::clone(&shared));

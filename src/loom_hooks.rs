@@ -57,6 +57,12 @@ impl<V> LoomWriter<V> {
         self
     }
 
+    /// The writer loop for exactly `commands` commands; the writer stays
+    /// alive (and silent) until this `LoomWriter` is dropped.
+    pub async fn serve(&mut self, commands: usize) {
+        self.0.serve(commands).await;
+    }
+
     /// The writer loop: returns once every handle is dropped and every
     /// queued command is answered.
     pub async fn run(self) {

@@ -28,19 +28,22 @@ pub(crate) struct Shared<V> {
 
 impl<V> Shared<V> {
     /// The shared state, and the feed's strong sender for the writer.
+    ///
+    /// Built straight into its `Arc`: the struct is large (the sharded read
+    /// counter), and loom runs threads on small stacks.
     pub(crate) fn new(
         initial: Snapshot<V>,
         max_history: usize,
         stream_capacity: usize,
-    ) -> (Self, broadcast::Sender<FeedItem<V>>) {
+    ) -> (Arc<Self>, broadcast::Sender<FeedItem<V>>) {
         let feed = broadcast::Sender::new(stream_capacity);
-        let shared = Self {
+        let shared = Arc::new(Self {
             current: SnapshotCell::new(Arc::clone(initial.inner())),
             notifier: Notifier::new(),
             history: Mutex::new(History::new(max_history, initial)),
             counters: Counters::default(),
             feed: feed.downgrade(),
-        };
+        });
         (shared, feed)
     }
 

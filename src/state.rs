@@ -147,7 +147,7 @@ impl<V> ThreadSafeState<V> {
     /// # Errors
     ///
     /// [`StateError::KeyNotFound`] when `key` is absent, carrying the key and
-    /// every available key, sorted (its message lists at most 10).
+    /// at most the 10 smallest available keys, sorted, and how many there are
     ///
     /// # Examples
     ///

@@ -117,5 +117,10 @@ fn commits_rollbacks_and_failures_are_traced_at_their_levels() {
     assert!(warnings.is_empty(), "{warnings:?}");
     let debug = events(Level::DEBUG);
     assert!(debug.iter().any(|f| f.contains("boom")), "{debug:?}");
-    assert!(debug.iter().any(|f| f.contains("Conflict") || f.contains("conflict")), "{debug:?}");
+    assert!(
+        debug
+            .iter()
+            .any(|f| f.contains("Conflict") || f.contains("conflict")),
+        "{debug:?}"
+    );
 }

@@ -71,6 +71,24 @@ impl<V> Writer<V> {
         tracing::debug!("every handle dropped; writer task stopped");
     }
 
+    /// The same loop, stopping after `commands` commands and keeping the
+    /// writer alive (so it does not announce its end): loom models of lost
+    /// wake-ups need a writer that is neither blocked nor closed.
+    #[cfg(thread_safe_state_loom)]
+    pub(crate) async fn serve(&mut self, mut commands: usize) {
+        let mut batch = Vec::with_capacity(MAX_BATCH);
+        while commands > 0
+            && self
+                .inbox
+                .recv_many(&mut batch, commands.min(MAX_BATCH))
+                .await
+                > 0
+        {
+            commands -= batch.len();
+            self.committer.commit_batch(batch.drain(..));
+        }
+    }
+
     #[cfg(thread_safe_state_loom)]
     pub(crate) fn committer_mut(&mut self) -> &mut Committer<V> {
         &mut self.committer
@@ -79,6 +97,13 @@ impl<V> Writer<V> {
 
 impl<V> Drop for Writer<V> {
     fn drop(&mut self) {
+        // A loom model that failed (a deadlock it detected) unwinds through
+        // here with no active loom thread; touching loom types then aborts
+        // the whole test binary instead of reporting the failure.
+        #[cfg(thread_safe_state_loom)]
+        if std::thread::panicking() {
+            return;
+        }
         // Before any field is dropped (a queued value's `Drop` may panic):
         // waiters must hear that the writer is gone in every case.
         let how = if self.finished {
