@@ -16,8 +16,17 @@
 //!   (deleting an absent key) commit nothing. A
 //!   [`rollback`](ThreadSafeState::rollback) is a new version too: version
 //!   numbers are never reused and history is never rewritten.
+//! - **One published watermark.** No read API shows a version before
+//!   [`version`](ThreadSafeState::version) does: `get`, `snapshot`,
+//!   [`history`](ThreadSafeState::history),
+//!   [`snapshot_at`](ThreadSafeState::snapshot_at), `metrics`, change
+//!   streams and waits all see a commit at the moment the writer publishes
+//!   its snapshot.
 //! - **Snapshot consistency.** A [`Snapshot`] is the whole state at one
 //!   version; it never changes, and never shows part of a batch.
+//! - **Per-key versions never go backwards.** A key's modified version is
+//!   that of its newest history record; a rollback writes the keys it
+//!   changes at its own version, so stale compare-and-set tokens fail.
 //! - **Atomic read-modify-write** with [`modify`](ThreadSafeState::modify),
 //!   which runs the closure in the writer. A [`get`](ThreadSafeState::get)
 //!   followed by a [`set`](ThreadSafeState::set) is *not* atomic: under
@@ -26,7 +35,30 @@
 //!   (default 1000), however many writes happen.
 //! - **Nothing is dropped silently.** A write either resolves with its
 //!   version or fails with a typed [`StateError`]; a panicking `modify`
-//!   closure fails only its own command.
+//!   closure fails only its own command. Every wait ends with
+//!   [`StateError::Closed`] once no writer can publish again.
+//!
+//! # User code and the writer
+//!
+//! The writer never waits on a reader, and no user code runs while a lock
+//! the writer needs is held:
+//!
+//! - `modify` and `transaction` closures run *in* the writer, under
+//!   `catch_unwind`: keep them short.
+//! - [`wait_for`](ThreadSafeState::wait_for) predicates run in the waiting
+//!   task on an owned snapshot. This is why
+//!   [`subscribe`](ThreadSafeState::subscribe) returns a [`Subscriber`] of
+//!   this crate rather than a `tokio::sync::watch::Receiver`: a watch
+//!   `Ref` holds the channel's read lock, and publishing takes its write
+//!   lock, so a `Ref` held across an `.await`, or a slow predicate, would
+//!   stall the writer of every handle. A `Subscriber` reads the same
+//!   lock-free cell as `get`, and is woken by a `Notify`, so what a
+//!   subscriber does cannot delay a publish.
+//! - A value's `Drop` runs wherever its last `Arc` goes. The writer
+//!   releases what a group replaced only after the group is published and
+//!   every caller answered, one value at a time under `catch_unwind`: a
+//!   panicking `Drop` is logged and costs nothing else; a slow one delays
+//!   the next group.
 //!
 //! Not promised: durability. The state lives in memory and is gone when the
 //! process exits.
