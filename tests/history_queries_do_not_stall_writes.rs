@@ -50,8 +50,12 @@ async fn a_key_filtered_history_query_does_not_stall_the_writer() {
     stop.store(true, Relaxed);
     let query = auditor.join().unwrap();
     println!("max set latency: {baseline:?} alone, {worst:?} beside history(Some(key), Some(1)) taking up to {query:?}");
+    // Before the fix the query cloned the whole window under the lock: the
+    // write waited 32 ms in release, far more in debug. Now the lock is held
+    // for an O(1) copy; the margin absorbs a descheduled thread on a busy
+    // 2-core machine (three busy threads share two cores here).
     assert!(
-        worst < baseline * 10 + Duration::from_millis(2),
+        worst < baseline * 10 + Duration::from_millis(20),
         "writer stalled behind the history lock"
     );
 }
