@@ -106,7 +106,9 @@ impl<V: Send + Sync + 'static> ThreadSafeState<V> {
     /// back as [`TransactionError::Aborted`]. Writes that change nothing
     /// (no writes, or deleting absent keys) commit nothing and return the
     /// current version. Keep `f` short: the writer runs nothing else while
-    /// it runs.
+    /// it runs. `f`'s captures are part of it: they are dropped in the
+    /// writer when `f` returns, so a panic in their `Drop` fails this
+    /// command like a panic in `f` (nothing is written).
     ///
     /// # Errors
     ///

@@ -72,18 +72,22 @@ pub(crate) struct Counters {
 }
 
 impl Counters {
-    /// Count one write-side event. Only the writer task writes these
-    /// counters, so a load and a store lose nothing and need no locked
-    /// instruction; `Relaxed` suffices for a statistic.
-    pub(crate) fn bump(counter: &StatCounter) {
-        counter.store(
-            counter.load(StatOrdering::Relaxed) + 1,
-            StatOrdering::Relaxed,
-        );
+    /// Add a group's count of write-side events. Only the writer task
+    /// writes these counters, so a load and a store lose nothing and need
+    /// no locked instruction. The store is `Release`, paired with `Acquire` in [`Self::load`]: counts are added
+    /// after their group is published, so a reader that sees them also
+    /// sees that publish.
+    pub(crate) fn add(counter: &StatCounter, count: u64) {
+        if count > 0 {
+            counter.store(
+                counter.load(StatOrdering::Relaxed) + count,
+                StatOrdering::Release,
+            );
+        }
     }
 
     pub(crate) fn load(counter: &StatCounter) -> u64 {
-        counter.load(StatOrdering::Relaxed)
+        counter.load(StatOrdering::Acquire)
     }
 }
 

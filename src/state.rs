@@ -450,15 +450,22 @@ impl<V> ThreadSafeState<V> {
     /// ```
     pub fn metrics(&self) -> Metrics {
         let counters = &self.shared.counters;
+        // Counters first: the writer adds a group's counts after publishing
+        // it, so counts seen here are of published versions, and the
+        // version loaded next is at least theirs.
+        let writes = Counters::load(&counters.writes);
+        let commits = Counters::load(&counters.commits);
+        let rollbacks = Counters::load(&counters.rollbacks);
+        let failed_commands = Counters::load(&counters.failed);
         let (history, horizon) = self.shared.history();
         let history_len = history.retained_commits(horizon);
         Metrics {
             version: horizon,
             reads: counters.reads.sum(),
-            writes: Counters::load(&counters.writes),
-            commits: Counters::load(&counters.commits),
-            rollbacks: Counters::load(&counters.rollbacks),
-            failed_commands: Counters::load(&counters.failed),
+            writes,
+            commits,
+            rollbacks,
+            failed_commands,
             history_len,
             retained_versions: history_len + 1,
             mailbox_depth: self.mailbox.max_capacity() - self.mailbox.capacity(),
@@ -694,7 +701,10 @@ impl<V: Send + Sync + 'static> ThreadSafeState<V> {
     /// absent key) no version is committed and the current one is returned.
     ///
     /// This is the fix for the lost update of `get` then `set`. Keep `f`
-    /// short: the writer runs nothing else while it runs.
+    /// short: the writer runs nothing else while it runs. `f`'s captures
+    /// are part of it: they are dropped in the writer when `f` returns, so
+    /// a panic in their `Drop` fails this command like a panic in `f`
+    /// (nothing is written; the writer keeps serving).
     ///
     /// # Errors
     ///
@@ -767,14 +777,18 @@ impl<V: Send + Sync + 'static> ThreadSafeState<V> {
     ///
     /// History is never rewritten: the rollback is itself a new version,
     /// recorded with [`Operation::Rollback`](crate::Operation::Rollback)
-    /// records for the keys it changed. Every entry is restored exactly as
-    /// it was at `target`, per-key created and modified versions included.
-    /// A rollback always commits, even when the contents already equal
-    /// `target`'s (its history then holds no records).
+    /// records for the keys it changed, sorted by key. Every value is
+    /// restored as it was at `target` (the very same `Arc`s). A key the
+    /// rollback changes is modified at the rollback's version, and created
+    /// there if the rollback re-creates it, so per-key versions never go
+    /// backwards and a compare-and-set token from before the rollback
+    /// fails. Keys it leaves alone keep their versions. A rollback always
+    /// commits, even when the contents already equal `target`'s (its
+    /// history then holds no records).
     ///
-    /// The rollback itself is O(1) at any size and any distance: it adopts
-    /// the retained map of `target`. Its change records are worked out the
-    /// first time [`history`](Self::history) reads them, in O(n).
+    /// Its cost is proportional to the changes committed since `target`
+    /// (the history names the keys that can differ), not to the state's
+    /// size.
     ///
     /// # Errors
     ///

@@ -28,3 +28,57 @@ async fn a_panicking_drop_in_the_writer_loses_no_reply() {
         "Closed, yet applied"
     );
 }
+
+/// A value whose `Drop` panics, captured by a closure that runs in the writer.
+struct Captured(u32);
+
+impl Drop for Captured {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            panic!("captured value {} dropped", self.0);
+        }
+    }
+}
+
+/// Review (break round): a closure's captures are dropped in the writer
+/// when the closure returns. Documented behaviour: a panic there fails that
+/// command like a panic in the closure, nothing is written, and the writer
+/// keeps serving; the caller is told the truth.
+#[tokio::test]
+async fn a_closure_capture_that_panics_in_drop_fails_only_its_command() {
+    let state = ThreadSafeState::<u32>::new();
+    state.set("k", 1).await.unwrap();
+    let captured = Captured(7);
+    let modified = state
+        .modify("k", move |old| {
+            let whole = &captured; // capture the value itself, not a copy of its field
+            Some(old.copied().unwrap_or(0) + whole.0)
+        })
+        .await;
+    assert!(
+        matches!(&modified, Err(StateError::ModifyPanicked { message, .. }) if message.contains("captured value 7")),
+        "{modified:?}"
+    );
+    assert_eq!(state.get("k").as_deref(), Some(&1));
+    let captured = Captured(8);
+    let transaction = state
+        .transaction(move |_| {
+            let whole = &captured;
+            Ok::<_, std::convert::Infallible>(vec![thread_safe_state::Write::set("t", whole.0)])
+        })
+        .await;
+    assert!(
+        matches!(
+            &transaction,
+            Err(thread_safe_state::TransactionError::State(
+                StateError::TransactionPanicked { .. }
+            ))
+        ),
+        "{transaction:?}"
+    );
+    assert!(!state.contains_key("t"));
+    assert_eq!(
+        state.set("k", 2).await,
+        Ok(thread_safe_state::Version::new(2))
+    );
+}

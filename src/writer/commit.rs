@@ -63,6 +63,10 @@ pub(crate) struct Committer<V> {
     /// What the group replaced or evicted, dropped after the replies.
     retired: Retired<V>,
     feed: Feed<V>,
+    /// The group's statistics, added to the shared counters once the group
+    /// is published, so `metrics()` never counts what `version()` does not
+    /// show.
+    counts: GroupCounts,
     shared: Arc<Shared<V>>,
     /// Loom models only: an ordering bug on purpose, to prove the models
     /// catch it.
@@ -83,6 +87,7 @@ impl<V> Committer<V> {
             unpublished: None,
             retired: Retired::new(),
             feed,
+            counts: GroupCounts::default(),
             shared,
             #[cfg(thread_safe_state_loom)]
             broken_order: BrokenOrder::None,
@@ -106,6 +111,7 @@ impl<V> Committer<V> {
             return;
         }
         self.publish();
+        self.counts.flush(&self.shared.counters);
         Self::reply(&mut answers);
         // Keep the buffer's allocation for the next group.
         self.answers = answers;
@@ -161,7 +167,7 @@ impl<V> Committer<V> {
     /// Apply one command to the private map; nothing is visible to readers
     /// until [`Self::publish`].
     fn apply(&mut self, op: Op<V>, changed_by: Option<Arc<str>>) -> Reply {
-        Counters::bump(&self.shared.counters.writes);
+        self.counts.writes += 1;
         let next = self.version.next();
         let written: Written<V> = match op {
             Op::Rollback(target) => self
@@ -224,11 +230,11 @@ impl<V> Committer<V> {
         }
     }
 
-    fn fail(&self, error: StateError) -> Reply {
+    fn fail(&mut self, error: StateError) -> Reply {
         // The caller gets the error as its reply; logging it as well would
         // report one failure on two channels. Debug level, for tracing.
         tracing::debug!(%error, "write command failed; state unchanged");
-        Counters::bump(&self.shared.counters.failed);
+        self.counts.failed += 1;
         Err(error)
     }
 
@@ -260,7 +266,7 @@ impl<V> Committer<V> {
             snapshot: None,
         });
         self.version = version;
-        Counters::bump(&self.shared.counters.commits);
+        self.counts.commits += 1;
         Applied {
             version,
             committed: true,
@@ -455,8 +461,29 @@ impl<V> Committer<V> {
         }
         self.retired.push(Item::Snapshot(restored));
         tracing::info!(target = target.get(), version = next.get(), "rolled back");
-        Counters::bump(&self.shared.counters.rollbacks);
+        self.counts.rollbacks += 1;
         Ok(Changes::written(changes))
+    }
+}
+
+/// What one group did, for [`Metrics`](crate::Metrics).
+#[derive(Default)]
+struct GroupCounts {
+    writes: u64,
+    commits: u64,
+    failed: u64,
+    rollbacks: u64,
+}
+
+impl GroupCounts {
+    /// Add the group's counts to the shared counters and start afresh.
+    /// Call after the group is published.
+    fn flush(&mut self, counters: &Counters) {
+        let counts = std::mem::take(self);
+        Counters::add(&counters.writes, counts.writes);
+        Counters::add(&counters.commits, counts.commits);
+        Counters::add(&counters.failed, counts.failed);
+        Counters::add(&counters.rollbacks, counts.rollbacks);
     }
 }
 
