@@ -160,8 +160,7 @@ impl<V> Subscriber<V> {
     /// # }
     /// ```
     pub async fn changed(&mut self) -> Result<(), StateError> {
-        let shared = Arc::clone(&self.shared);
-        let newest = shared.notifier.until(|| self.unseen()).await?;
+        let newest = self.shared.notifier.until(|| self.unseen()).await?;
         self.seen = newest;
         Ok(())
     }

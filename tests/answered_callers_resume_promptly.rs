@@ -2,6 +2,9 @@
 //! Without that, the last caller it answers is woken into the writer
 //! worker's (unstealable) LIFO slot and waits for the *next* group to finish
 //! even though another worker is idle.
+mod common;
+
+use common::{queued, Gate};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 use thread_safe_state::ThreadSafeState;
@@ -9,20 +12,7 @@ use thread_safe_state::ThreadSafeState;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_last_caller_of_a_group_resumes_before_the_next_group_ends() {
     let state = ThreadSafeState::<u64>::new();
-    let (entered_tx, entered_rx) = mpsc::channel::<()>();
-    let (release_tx, release_rx) = mpsc::channel::<()>();
-    let s = state.clone();
-    let gate = tokio::spawn(async move {
-        s.modify("gate", move |_| {
-            entered_tx.send(()).unwrap();
-            release_rx.recv().unwrap();
-            Some(0)
-        })
-        .await
-    });
-    tokio::task::spawn_blocking(move || entered_rx.recv().unwrap())
-        .await
-        .unwrap();
+    let gate = Gate::park(&state, "gate").await;
     // Group 1: one fast write whose caller records when it hears back.
     let (next_queued_tx, next_queued_rx) = mpsc::channel::<()>();
     let s = state.clone();
@@ -35,10 +25,8 @@ async fn the_last_caller_of_a_group_resumes_before_the_next_group_ends() {
         .unwrap();
         Instant::now()
     });
-    while state.metrics().mailbox_depth < 1 {
-        tokio::task::yield_now().await
-    }
-    release_tx.send(()).unwrap();
+    queued(&state, 1).await;
+    gate.open();
     while state.metrics().mailbox_depth > 0 {
         std::hint::spin_loop()
     } // group 1 taken
@@ -51,9 +39,7 @@ async fn the_last_caller_of_a_group_resumes_before_the_next_group_ends() {
         })
         .await
     });
-    while state.metrics().mailbox_depth < 1 {
-        tokio::task::yield_now().await
-    }
+    queued(&state, 1).await;
     next_queued_tx.send(()).unwrap();
     while state.get("fast").is_none() {
         std::hint::spin_loop()
@@ -61,7 +47,7 @@ async fn the_last_caller_of_a_group_resumes_before_the_next_group_ends() {
     let published = Instant::now();
     let heard = fast.await.unwrap();
     let delay = heard.saturating_duration_since(published);
-    gate.await.unwrap().unwrap();
+    gate.finish().await.unwrap();
     slow.await.unwrap().unwrap();
     println!("group 1 published; its caller resumed {delay:?} later");
     assert!(

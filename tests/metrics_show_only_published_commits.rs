@@ -1,61 +1,34 @@
 //! Regression (break round): `metrics()` never counts commits that `version()` does not show yet.
 //!
-//! The writer bumps `commits` / `rollbacks` / `writes` when it *applies* a
-//! command, before the group is published, while `metrics().version` (and
-//! `history_len`) are clamped to the published horizon. So one `Metrics`
-//! value says "2 commits, 1 rollback" next to "version 1, no rollback in the
-//! history": a read API showing a version `version()` does not show.
+//! Before the fix the writer counted `commits` / `rollbacks` / `writes` when
+//! it *applied* a command, before the group was published, while
+//! `metrics().version` (and `history_len`) were clamped to the published
+//! horizon. So one `Metrics` value said "2 commits, 1 rollback" next to
+//! "version 1, no rollback in the history": a read API showing a version
+//! `version()` did not show.
+mod common;
+
+use common::{queued, Gate};
 use thread_safe_state::{Operation, ThreadSafeState, Version};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_never_count_unpublished_commits() {
     let state = ThreadSafeState::<u64>::new();
     // Gate 1 parks the writer so the next commands form one group.
-    let (in1_tx, in1_rx) = std::sync::mpsc::channel::<()>();
-    let (go1_tx, go1_rx) = std::sync::mpsc::channel::<()>();
-    let s = state.clone();
-    let gate1 = tokio::spawn(async move {
-        s.modify("gate1", move |_| {
-            in1_tx.send(()).unwrap();
-            go1_rx.recv().unwrap();
-            Some(1)
-        })
-        .await
-    }); // v1
-    tokio::task::spawn_blocking(move || in1_rx.recv().unwrap())
-        .await
-        .unwrap();
+    let gate1 = Gate::park(&state, "gate1").await; // v1
 
     let s = state.clone();
     let set = tokio::spawn(async move { s.set("a", 7).await }); // v2
-    while state.metrics().mailbox_depth < 1 {
-        tokio::task::yield_now().await
-    }
+    queued(&state, 1).await;
     let s = state.clone();
     let rb = tokio::spawn(async move { s.rollback(Version::new(1)).await }); // v3
-    while state.metrics().mailbox_depth < 2 {
-        tokio::task::yield_now().await
-    }
+    queued(&state, 2).await;
     // Gate 2: the last command of the second group, parks the writer after
     // it applied `set` and `rollback` but before it publishes them.
-    let (in2_tx, in2_rx) = std::sync::mpsc::channel::<()>();
-    let (go2_tx, go2_rx) = std::sync::mpsc::channel::<()>();
-    let s = state.clone();
-    let gate2 = tokio::spawn(async move {
-        s.modify("gate2", move |_| {
-            in2_tx.send(()).unwrap();
-            go2_rx.recv().unwrap();
-            Some(1)
-        })
-        .await
-    }); // v4
-    while state.metrics().mailbox_depth < 3 {
-        tokio::task::yield_now().await
-    }
-    go1_tx.send(()).unwrap();
-    tokio::task::spawn_blocking(move || in2_rx.recv().unwrap())
-        .await
-        .unwrap();
+    let mut gate2 = Gate::queue(&state, "gate2"); // v4
+    queued(&state, 3).await;
+    gate1.open();
+    gate2.entered().await;
 
     // The writer is parked inside gate2: v2 and v3 are applied, not published.
     let m = state.metrics();
@@ -65,11 +38,11 @@ async fn metrics_never_count_unpublished_commits() {
         .iter()
         .filter(|r| r.operation == Operation::Rollback)
         .count();
-    go2_tx.send(()).unwrap();
-    gate1.await.unwrap().unwrap();
+    gate2.open();
+    gate1.finish().await.unwrap();
     set.await.unwrap().unwrap();
     rb.await.unwrap().unwrap();
-    gate2.await.unwrap().unwrap();
+    gate2.finish().await.unwrap();
 
     println!(
         "version() = {version}, metrics = {m:?}, rollback records visible = {rollbacks_in_history}"

@@ -1,52 +1,38 @@
 //! Regression (review finding 2): no read API shows a version before
 //! `version()` does: not `history`, not `snapshot_at`, not a change stream,
 //! even with a rollback in the middle of a slow group.
+mod common;
+
 use std::time::{Duration, Instant};
+
+use common::{queued, Gate};
 use thread_safe_state::{ThreadSafeState, Version};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_version_seen_in_the_history_is_already_readable() {
     let state = ThreadSafeState::<u64>::new();
     state.set("a", 0).await.unwrap(); // v1
-    let (entered_tx, entered_rx) = std::sync::mpsc::channel::<()>();
-    let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
-    let s = state.clone(); // park the writer so the next 3 commands form one group
-    let gate = tokio::spawn(async move {
-        s.modify("gate", move |_| {
-            entered_tx.send(()).unwrap();
-            release_rx.recv().unwrap();
-            Some(1)
-        })
-        .await
-    }); // v2
-    tokio::task::spawn_blocking(move || entered_rx.recv().unwrap())
-        .await
-        .unwrap();
-    let mut queued = Vec::new();
+                                      // Park the writer so the next 3 commands form one group.
+    let gate = Gate::park(&state, "gate").await; // v2
+    let mut commands = Vec::new();
     let s = state.clone();
-    queued.push(tokio::spawn(async move { s.set("a", 1).await })); // v3
-    while state.metrics().mailbox_depth < 1 {
-        tokio::task::yield_now().await
-    }
+    commands.push(tokio::spawn(async move { s.set("a", 1).await })); // v3
+    queued(&state, 1).await;
     let s = state.clone();
-    queued.push(tokio::spawn(
+    commands.push(tokio::spawn(
         async move { s.rollback(Version::new(1)).await },
     )); // v4
-    while state.metrics().mailbox_depth < 2 {
-        tokio::task::yield_now().await
-    }
+    queued(&state, 2).await;
     let s = state.clone();
-    queued.push(tokio::spawn(async move {
+    commands.push(tokio::spawn(async move {
         s.modify("slow", |_| {
             std::thread::sleep(Duration::from_millis(800));
             Some(1)
         })
         .await
     })); // v5
-    while state.metrics().mailbox_depth < 3 {
-        tokio::task::yield_now().await
-    }
-    release_tx.send(()).unwrap(); // (not awaiting `gate`: see finding 7)
+    queued(&state, 3).await;
+    gate.open(); // (not awaiting `gate`: see finding 7)
     let deadline = Instant::now() + Duration::from_secs(5);
     while state.snapshot_at(Version::new(3)).is_err() {
         assert!(Instant::now() < deadline)
@@ -62,8 +48,8 @@ async fn a_version_seen_in_the_history_is_already_readable() {
         .version;
     let (version, a) = (state.version(), state.get("a"));
     println!("snapshot_at(3) ok, history newest = {newest}, stream delivered v{streamed}, but version() = {version}, get(a) = {a:?}");
-    gate.await.unwrap().unwrap();
-    for t in queued {
+    gate.finish().await.unwrap();
+    for t in commands {
         t.await.unwrap().unwrap();
     }
     assert!(

@@ -106,6 +106,7 @@ impl<V> Committer<V> {
         if self.broken_order == BrokenOrder::ReplyBeforePublish {
             Self::reply(&mut answers);
             self.publish();
+            self.counts.flush(&self.shared.counters);
             self.answers = answers;
             self.retired.drop_all();
             return;
@@ -347,7 +348,8 @@ impl<V> Committer<V> {
     ) -> Result<Changes<V>, StateError> {
         // The closure reads its own reference-counted copy, so it borrows
         // nothing of the map, and a panic leaves the map untouched. Its
-        // captures are dropped inside `catch_unwind` when it returns.
+        // captures are dropped inside `catch_unwind` when it returns: a
+        // panicking `Drop` there fails this command like a panicking `f`.
         let current = self.map.get(&key).map(|entry| Arc::clone(entry.value()));
         let outcome = catch_unwind(AssertUnwindSafe(|| f(current.as_deref())));
         match outcome {
