@@ -114,11 +114,39 @@ impl<V> Map<V> {
         previous
     }
 
+    /// [`Self::write`] for a key given as `&str`: the map's own `Arc<str>`
+    /// is reused when the key exists, `new_key` makes one when it does not.
+    /// Returns the key as stored, and the previous value.
+    pub(crate) fn write_str(
+        &mut self,
+        key: &str,
+        new_key: impl FnOnce() -> Arc<str>,
+        value: Arc<V>,
+        version: Version,
+    ) -> (Arc<str>, Option<Arc<V>>) {
+        let (key, created, previous) = match self.slots.get_key_value(key) {
+            Some((slot, ())) => (
+                Arc::clone(slot.key()),
+                slot.entry().created(),
+                Some(Arc::clone(slot.entry().value())),
+            ),
+            None => (new_key(), version, None),
+        };
+        self.insert(Arc::clone(&key), Entry::new(value, version, created));
+        (key, previous)
+    }
+
     /// Remove `key`, returning its value if it was present.
     pub(crate) fn remove(&mut self, key: &str) -> Option<Arc<V>> {
+        self.remove_entry(key).map(|(_, value)| value)
+    }
+
+    /// Remove `key`, returning the map's own `Arc<str>` for it and its
+    /// value, if it was present.
+    pub(crate) fn remove_entry(&mut self, key: &str) -> Option<(Arc<str>, Arc<V>)> {
         self.slots
             .remove_with_key(key)
-            .map(|(slot, ())| Arc::clone(slot.entry().value()))
+            .map(|(slot, ())| (Arc::clone(slot.key()), Arc::clone(slot.entry().value())))
     }
 
     pub(crate) fn iter(&self) -> impl Iterator<Item = (&Arc<str>, &Entry<V>)> + '_ {

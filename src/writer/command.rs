@@ -3,6 +3,7 @@
 use crate::error::{Precondition, StateError};
 use crate::sync::{oneshot, Arc};
 use crate::transaction::TransactionFn;
+use crate::writer::key::KeyArg;
 use crate::Version;
 
 /// The closure of a [`modify`](crate::ThreadSafeState::modify).
@@ -11,25 +12,25 @@ pub(crate) type ModifyFn<V> = Box<dyn FnOnce(Option<&V>) -> Option<V> + Send>;
 /// One write, as the writer applies it. Keys are already validated.
 pub(crate) enum Op<V> {
     Set {
-        key: Arc<str>,
+        key: KeyArg,
         value: V,
     },
-    Update(Vec<(Arc<str>, V)>),
-    Delete(Arc<str>),
+    Update(Vec<(KeyArg, V)>),
+    Delete(KeyArg),
     Clear,
     Modify {
-        key: Arc<str>,
+        key: KeyArg,
         f: ModifyFn<V>,
     },
     Retain(Vec<Arc<str>>),
     Rollback(Version),
     SetIf {
-        key: Arc<str>,
+        key: KeyArg,
         value: V,
         expected: Precondition,
     },
     DeleteIf {
-        key: Arc<str>,
+        key: KeyArg,
         expected: Precondition,
     },
     Transaction(TransactionFn<V>),
@@ -38,7 +39,7 @@ pub(crate) enum Op<V> {
 impl<V> Op<V> {
     pub(crate) fn set(key: impl AsRef<str>, value: V) -> Result<Self, StateError> {
         Ok(Op::Set {
-            key: checked_key(key)?,
+            key: KeyArg::new(key.as_ref())?,
             value,
         })
     }
@@ -46,11 +47,15 @@ impl<V> Op<V> {
     pub(crate) fn update<K: AsRef<str>>(
         entries: impl IntoIterator<Item = (K, V)>,
     ) -> Result<Self, StateError> {
-        Ok(Op::Update(checked_keys(entries)?))
+        entries
+            .into_iter()
+            .map(|(key, value)| Ok((KeyArg::new(key.as_ref())?, value)))
+            .collect::<Result<_, _>>()
+            .map(Op::Update)
     }
 
     pub(crate) fn delete(key: impl AsRef<str>) -> Result<Self, StateError> {
-        Ok(Op::Delete(checked_key(key)?))
+        Ok(Op::Delete(KeyArg::new(key.as_ref())?))
     }
 
     pub(crate) fn modify<F>(key: impl AsRef<str>, f: F) -> Result<Self, StateError>
@@ -58,7 +63,7 @@ impl<V> Op<V> {
         F: FnOnce(Option<&V>) -> Option<V> + Send + 'static,
     {
         Ok(Op::Modify {
-            key: checked_key(key)?,
+            key: KeyArg::new(key.as_ref())?,
             f: Box::new(f),
         })
     }
@@ -69,7 +74,7 @@ impl<V> Op<V> {
         expected: Precondition,
     ) -> Result<Self, StateError> {
         Ok(Op::SetIf {
-            key: checked_key(key)?,
+            key: KeyArg::new(key.as_ref())?,
             value,
             expected,
         })
@@ -80,7 +85,7 @@ impl<V> Op<V> {
         expected: Precondition,
     ) -> Result<Self, StateError> {
         Ok(Op::DeleteIf {
-            key: checked_key(key)?,
+            key: KeyArg::new(key.as_ref())?,
             expected,
         })
     }

@@ -37,6 +37,7 @@ use crate::sync::{lock, oneshot, Arc};
 use crate::transaction::{TransactionFn, Write};
 use crate::writer::command::{Applied, Command, ModifyFn, Op, Reply};
 use crate::writer::feed::Feed;
+use crate::writer::key::KeyArg;
 use crate::writer::retired::{Item, Retired};
 use crate::Version;
 
@@ -186,7 +187,7 @@ impl<V> Committer<V> {
                         .collect(),
                 ),
             )),
-            Op::Delete(key) => Ok((Operation::Delete, self.removal(key))),
+            Op::Delete(key) => Ok((Operation::Delete, self.removal(&key))),
             Op::Clear => Ok((Operation::Clear, Changes::written(self.clear()))),
             Op::Retain(keys) => Ok((Operation::Retain, Changes::written(self.retain(&keys)))),
             Op::Modify { key, f } => self
@@ -208,7 +209,7 @@ impl<V> Committer<V> {
             },
             Op::DeleteIf { key, expected } => self
                 .check(&key, expected)
-                .map(|()| (Operation::Conditional, self.removal(key))),
+                .map(|()| (Operation::Conditional, self.removal(&key))),
             Op::Transaction(f) => self
                 .transaction(f, next)
                 .map(|changes| (Operation::Transaction, Changes::written(changes))),
@@ -274,8 +275,19 @@ impl<V> Committer<V> {
         }
     }
 
-    fn write(&mut self, key: Arc<str>, value: V, version: Version) -> Change<V> {
-        self.restore(key, Arc::new(value), version)
+    fn write(&mut self, key: KeyArg, value: V, version: Version) -> Change<V> {
+        let value = Arc::new(value);
+        let (key, old) = self.map.write_str(
+            key.as_str(),
+            || key.clone().into_shared(None),
+            Arc::clone(&value),
+            version,
+        );
+        Change {
+            key,
+            old,
+            new: Some(value),
+        }
     }
 
     /// Write an existing shared value (a rollback restores the very values
@@ -291,8 +303,8 @@ impl<V> Committer<V> {
         }
     }
 
-    fn remove(&mut self, key: Arc<str>) -> Option<Change<V>> {
-        let old = self.map.remove(&key)?;
+    fn remove(&mut self, key: &str) -> Option<Change<V>> {
+        let (key, old) = self.map.remove_entry(key)?;
         Some(Change {
             key,
             old: Some(old),
@@ -301,8 +313,9 @@ impl<V> Committer<V> {
     }
 
     /// A removal's records: one change, or none if `key` was absent.
-    fn removal(&mut self, key: Arc<str>) -> Changes<V> {
-        self.remove(key).map_or(Changes::None, Changes::One)
+    fn removal(&mut self, key: &KeyArg) -> Changes<V> {
+        self.remove(key.as_str())
+            .map_or(Changes::None, Changes::One)
     }
 
     /// Remove every key; the records are sorted by key, so a clear's
@@ -336,13 +349,13 @@ impl<V> Committer<V> {
         dropped.sort_unstable();
         dropped
             .into_iter()
-            .filter_map(|key| self.remove(key))
+            .filter_map(|key| self.remove(&key))
             .collect()
     }
 
     fn modify(
         &mut self,
-        key: Arc<str>,
+        key: KeyArg,
         f: ModifyFn<V>,
         version: Version,
     ) -> Result<Changes<V>, StateError> {
@@ -350,26 +363,29 @@ impl<V> Committer<V> {
         // nothing of the map, and a panic leaves the map untouched. Its
         // captures are dropped inside `catch_unwind` when it returns: a
         // panicking `Drop` there fails this command like a panicking `f`.
-        let current = self.map.get(&key).map(|entry| Arc::clone(entry.value()));
+        let current = self
+            .map
+            .get(key.as_str())
+            .map(|entry| Arc::clone(entry.value()));
         let outcome = catch_unwind(AssertUnwindSafe(|| f(current.as_deref())));
         match outcome {
             Ok(Some(value)) => Ok(Changes::One(self.write(key, value, version))),
-            Ok(None) => Ok(self.removal(key)),
+            Ok(None) => Ok(self.removal(&key)),
             Err(payload) => Err(StateError::ModifyPanicked {
-                key: key.to_string(),
+                key: key.as_str().to_owned(),
                 message: panic_message(payload.as_ref()),
             }),
         }
     }
 
     /// Whether `key` satisfies `expected`, else the conflict.
-    fn check(&self, key: &Arc<str>, expected: Precondition) -> Result<(), StateError> {
-        let found = self.map.get(key).map(Entry::modified);
+    fn check(&self, key: &KeyArg, expected: Precondition) -> Result<(), StateError> {
+        let found = self.map.get(key.as_str()).map(Entry::modified);
         if expected.holds(found) {
             Ok(())
         } else {
             Err(StateError::Conflict {
-                key: key.to_string(),
+                key: key.as_str().to_owned(),
                 expected,
                 found,
             })
@@ -408,8 +424,8 @@ impl<V> Committer<V> {
         Ok(writes
             .into_iter()
             .filter_map(|write| match write {
-                Write::Set { key, value } => Some(self.write(key, value, version)),
-                Write::Delete { key } => self.remove(key),
+                Write::Set { key, value } => Some(self.write(KeyArg::Shared(key), value, version)),
+                Write::Delete { key } => self.remove(&key),
             })
             .collect())
     }
@@ -457,7 +473,7 @@ impl<V> Committer<V> {
             match (now, then) {
                 (Some(now), Some(then)) if Arc::ptr_eq(&now, &then) => {}
                 (_, Some(then)) => changes.push(self.restore(key, then, next)),
-                (Some(_), None) => changes.extend(self.remove(key)),
+                (Some(_), None) => changes.extend(self.remove(&key)),
                 (None, None) => {}
             }
         }

@@ -4,12 +4,14 @@
 //! - [`commit`]: the synchronous commit protocol (apply, record, publish,
 //!   notify, reply, release);
 //! - [`feed`]: the writer's end of change streams;
+//! - [`key`]: keys on their way to the writer, inline when short;
 //! - [`retired`]: where replaced values wait to be dropped safely;
 //! - this file: the async loop around them.
 
 pub(crate) mod command;
 pub(crate) mod commit;
 pub(crate) mod feed;
+pub(crate) mod key;
 pub(crate) mod retired;
 
 use crate::shared::Shared;
