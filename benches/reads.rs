@@ -1,6 +1,8 @@
 //! Reads: `get`, `snapshot`, and aggregate read throughput with two reader
 //! threads, idle and with a busy writer, against `RwLock<HashMap>`,
-//! `DashMap` and the seed design ported straight to Rust, in one run.
+//! `DashMap`, the seed design ported straight to Rust, papaya, scc, evmap
+//! and a writer `Mutex` publishing an `imbl` map through `ArcSwap`, in one
+//! run.
 //!
 //! Run: `cargo bench --bench reads`
 
@@ -24,6 +26,11 @@ fn get(c: &mut Criterion) {
         let lock = filled_rwlock(n);
         let dash = filled_dashmap(n);
         let seed = filled_seed_port(n);
+        let papaya = filled_papaya(n);
+        let scc = filled_scc(n);
+        let evmap = filled_evmap(n);
+        let evmap_reader = evmap.reader();
+        let swap = filled_mutex_arcswap(n);
         let mut i = 0;
         let mut next = || {
             i = (i + 1) % probes.len();
@@ -40,6 +47,18 @@ fn get(c: &mut Criterion) {
         });
         group.bench_function(BenchmarkId::new("seed_port", n), |b| {
             b.iter(|| black_box(seed.get(next())))
+        });
+        group.bench_function(BenchmarkId::new("papaya", n), |b| {
+            b.iter(|| black_box(papaya.pin().get(next()).copied()))
+        });
+        group.bench_function(BenchmarkId::new("scc", n), |b| {
+            b.iter(|| black_box(scc.read_sync(next(), |_, v| *v)))
+        });
+        group.bench_function(BenchmarkId::new("evmap", n), |b| {
+            b.iter(|| black_box(evmap_get(&evmap_reader, next())))
+        });
+        group.bench_function(BenchmarkId::new("mutex_arcswap_imbl", n), |b| {
+            b.iter(|| black_box(swap.get(next())))
         });
     }
     group.finish();
@@ -81,6 +100,17 @@ fn two_readers(
     read: impl Fn(usize) + Sync,
     write: Option<&(dyn Fn(usize) + Sync)>,
 ) -> Duration {
+    two_readers_with(iters, || &read, write)
+}
+
+/// [`two_readers`] for maps whose readers need a handle of their own per
+/// thread (evmap): each reader thread calls `reader` once, before the
+/// start, and reads through what it returns.
+fn two_readers_with<R: FnMut(usize)>(
+    iters: u64,
+    reader: impl Fn() -> R + Sync,
+    write: Option<&(dyn Fn(usize) + Sync)>,
+) -> Duration {
     let stop = AtomicBool::new(false);
     let start = Barrier::new(3);
     std::thread::scope(|scope| {
@@ -96,8 +126,9 @@ fn two_readers(
         });
         let readers: Vec<_> = (0..2)
             .map(|t| {
-                let (read, start) = (&read, &start);
+                let (reader, start) = (&reader, &start);
                 scope.spawn(move || {
+                    let mut read = reader();
                     start.wait();
                     for i in 0..iters as usize {
                         read(i * 2 + t);
@@ -124,6 +155,10 @@ fn read_throughput(c: &mut Criterion) {
     let state = filled_state(&rt, N);
     let lock = filled_rwlock(N);
     let dash = filled_dashmap(N);
+    let papaya = filled_papaya(N);
+    let scc = filled_scc(N);
+    let evmap = filled_evmap(N);
+    let swap = filled_mutex_arcswap(N);
     let mut group = c.benchmark_group("reads_2_threads");
     group.throughput(Throughput::Elements(2));
     for busy in [false, true] {
@@ -163,6 +198,54 @@ fn read_throughput(c: &mut Criterion) {
                     black_box(dash.get(probe(i)).map(|v| *v));
                 };
                 two_readers(iters, read, busy.then_some(&dash_write as _))
+            })
+        });
+
+        let papaya_write = |i: usize| {
+            papaya.pin().insert(probe(i).to_owned(), i as u64);
+        };
+        group.bench_function(BenchmarkId::new("papaya", load), |b| {
+            b.iter_custom(|iters| {
+                let read = |i| {
+                    black_box(papaya.pin().get(probe(i)).copied());
+                };
+                two_readers(iters, read, busy.then_some(&papaya_write as _))
+            })
+        });
+
+        let scc_write = |i: usize| {
+            scc.upsert_sync(probe(i).to_owned(), i as u64);
+        };
+        group.bench_function(BenchmarkId::new("scc", load), |b| {
+            b.iter_custom(|iters| {
+                let read = |i| {
+                    black_box(scc.read_sync(probe(i), |_, v| *v));
+                };
+                two_readers(iters, read, busy.then_some(&scc_write as _))
+            })
+        });
+
+        // Each write publishes, waiting for readers to leave the old copy.
+        let evmap_write = |i: usize| evmap.set(probe(i), i as u64);
+        group.bench_function(BenchmarkId::new("evmap", load), |b| {
+            b.iter_custom(|iters| {
+                let reader = || {
+                    let handle = evmap.reader();
+                    move |i| {
+                        black_box(evmap_get(&handle, probe(i)));
+                    }
+                };
+                two_readers_with(iters, reader, busy.then_some(&evmap_write as _))
+            })
+        });
+
+        let swap_write = |i: usize| swap.set(probe(i), i as u64);
+        group.bench_function(BenchmarkId::new("mutex_arcswap_imbl", load), |b| {
+            b.iter_custom(|iters| {
+                let read = |i| {
+                    black_box(swap.get(probe(i)));
+                };
+                two_readers(iters, read, busy.then_some(&swap_write as _))
             })
         });
     }

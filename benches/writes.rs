@@ -1,7 +1,8 @@
 //! Writes: awaited `set` round trips, throughput under many writer tasks,
 //! batch `update`, how `set` scales with the state's size, and rollback
-//! distance, against `RwLock<HashMap>` and the seed design ported straight
-//! to Rust, in one run.
+//! distance, against `RwLock<HashMap>`, the seed design ported straight to
+//! Rust, a hand-written naive actor, a writer `Mutex` publishing an `imbl`
+//! map through `ArcSwap`, papaya, scc and evmap, in one run.
 //!
 //! Run: `cargo bench --bench writes`
 
@@ -13,74 +14,117 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use criterion::{criterion_group, criterion_main, BatchSize, BenchmarkId, Criterion, Throughput};
+use criterion::measurement::WallTime;
+use criterion::{
+    criterion_group, criterion_main, BatchSize, BenchmarkGroup, BenchmarkId, Criterion, Throughput,
+};
 use thread_safe_state::{ThreadSafeState, Version};
 
+use common::naive_actor::NaiveActor;
 use common::*;
 
-/// `iters` awaited `set`s from one task on `rt`, as an agent task does.
+/// Where an awaiting loop runs.
+#[derive(Clone, Copy)]
+enum Caller {
+    /// In a spawned task, as an agent task does.
+    Task,
+    /// Directly in `block_on`, as a `#[tokio::main]` body does: on a
+    /// multi-thread runtime this thread is not a worker, so every reply
+    /// crosses threads and wakes it.
+    BlockOn,
+}
+
+/// Runs the timed loop `timed` on `rt` where `caller` says.
+fn drive(
+    rt: &tokio::runtime::Runtime,
+    caller: Caller,
+    timed: impl Future<Output = Duration> + Send + 'static,
+) -> Duration {
+    match caller {
+        Caller::Task => rt.block_on(async move { tokio::spawn(timed).await.unwrap() }),
+        Caller::BlockOn => rt.block_on(timed),
+    }
+}
+
+/// `iters` awaited `set`s from one caller on `rt`.
 fn awaited_sets(
     rt: &tokio::runtime::Runtime,
+    caller: Caller,
     state: &ThreadSafeState<u64>,
     keys: &Arc<Vec<String>>,
     iters: u64,
 ) -> Duration {
     let (state, keys) = (state.clone(), Arc::clone(keys));
-    rt.block_on(async move {
-        tokio::spawn(async move {
-            let began = Instant::now();
-            for i in 0..iters as usize {
-                let key = keys[i % keys.len()].as_str();
-                black_box(state.set(key, i as u64).await.unwrap());
-            }
-            began.elapsed()
-        })
-        .await
-        .unwrap()
+    drive(rt, caller, async move {
+        let began = Instant::now();
+        for i in 0..iters as usize {
+            let key = keys[i % keys.len()].as_str();
+            black_box(state.set(key, i as u64).await.unwrap());
+        }
+        began.elapsed()
+    })
+}
+
+/// `iters` awaited writes to the naive actor from one caller on `rt`.
+fn awaited_naive_sets(
+    rt: &tokio::runtime::Runtime,
+    caller: Caller,
+    actor: &NaiveActor,
+    keys: &Arc<Vec<String>>,
+    iters: u64,
+) -> Duration {
+    let (actor, keys) = (actor.clone(), Arc::clone(keys));
+    drive(rt, caller, async move {
+        let began = Instant::now();
+        for i in 0..iters as usize {
+            black_box(actor.set(&keys[i % keys.len()], i as u64).await);
+        }
+        began.elapsed()
     })
 }
 
 /// The floor under any awaited write: a bounded mpsc send to a task that
 /// answers on a oneshot, with nothing done in between.
-fn channel_round_trips(rt: &tokio::runtime::Runtime, iters: u64) -> Duration {
+fn channel_round_trips(rt: &tokio::runtime::Runtime, caller: Caller, iters: u64) -> Duration {
     type Request = (u64, tokio::sync::oneshot::Sender<u64>);
-    rt.block_on(async move {
-        let (mailbox, mut inbox) = tokio::sync::mpsc::channel::<Request>(1024);
-        tokio::spawn(async move {
-            while let Some((n, reply)) = inbox.recv().await {
-                let _ = reply.send(n);
-            }
-        });
-        tokio::spawn(async move {
-            let began = Instant::now();
-            for i in 0..iters {
-                let (reply, answer) = tokio::sync::oneshot::channel();
-                mailbox.send((i, reply)).await.unwrap();
-                black_box(answer.await.unwrap());
-            }
-            began.elapsed()
-        })
-        .await
-        .unwrap()
+    let (mailbox, mut inbox) = tokio::sync::mpsc::channel::<Request>(1024);
+    rt.spawn(async move {
+        while let Some((n, reply)) = inbox.recv().await {
+            let _ = reply.send(n);
+        }
+    });
+    drive(rt, caller, async move {
+        let began = Instant::now();
+        for i in 0..iters {
+            let (reply, answer) = tokio::sync::oneshot::channel();
+            mailbox.send((i, reply)).await.unwrap();
+            black_box(answer.await.unwrap());
+        }
+        began.elapsed()
     })
 }
 
 fn set_round_trip(c: &mut Criterion) {
     let mut group = c.benchmark_group("set_rtt");
-    for (flavor, rt) in [
-        ("current_thread", current_thread()),
-        ("multi_thread", multi_thread()),
+    for (flavor, rt, caller) in [
+        ("current_thread", current_thread(), Caller::Task),
+        ("multi_thread", multi_thread(), Caller::Task),
+        ("block_on", multi_thread(), Caller::BlockOn),
     ] {
         group.bench_function(format!("channel_floor/{flavor}"), |b| {
-            b.iter_custom(|iters| channel_round_trips(&rt, iters))
+            b.iter_custom(|iters| channel_round_trips(&rt, caller, iters))
         });
         for n in [1_000, 100_000] {
             let probes = Arc::new(probe_keys(n));
             let state = filled_state(&rt, n);
             group.bench_function(
                 BenchmarkId::new(format!("thread_safe_state/{flavor}"), n),
-                |b| b.iter_custom(|iters| awaited_sets(&rt, &state, &probes, iters)),
+                |b| b.iter_custom(|iters| awaited_sets(&rt, caller, &state, &probes, iters)),
             );
+            let actor = filled_naive_actor(&rt, n);
+            group.bench_function(BenchmarkId::new(format!("naive_actor/{flavor}"), n), |b| {
+                b.iter_custom(|iters| awaited_naive_sets(&rt, caller, &actor, &probes, iters))
+            });
             if flavor == "current_thread" {
                 let mut i = 0;
                 let seed = filled_seed_port(n);
@@ -134,6 +178,26 @@ where
     })
 }
 
+/// Benches one contender of `write_throughput`: whole rounds of `writers`
+/// tasks calling `write`.
+fn bench_rounds<W>(
+    group: &mut BenchmarkGroup<'_, WallTime>,
+    id: BenchmarkId,
+    rt: &tokio::runtime::Runtime,
+    writers: usize,
+    write: Arc<W>,
+) where
+    W: Fn(usize) -> BoxedWrite + Send + Sync + 'static,
+{
+    group.bench_function(id, |b| {
+        b.iter_custom(|iters| {
+            (0..iters)
+                .map(|_| write_round(rt, writers, Arc::clone(&write)))
+                .sum()
+        })
+    });
+}
+
 fn write_throughput(c: &mut Criterion) {
     let rt = multi_thread();
     let mut group = c.benchmark_group("write_throughput");
@@ -155,13 +219,7 @@ fn write_throughput(c: &mut Criterion) {
                         .unwrap();
                 })
             });
-            group.bench_function(id("thread_safe_state"), |b| {
-                b.iter_custom(|iters| {
-                    (0..iters)
-                        .map(|_| write_round(&rt, writers, Arc::clone(&ours)))
-                        .sum()
-                })
-            });
+            bench_rounds(&mut group, id("thread_safe_state"), &rt, writers, ours);
 
             let seed = Arc::new(filled_seed_port(n));
             let keys = Arc::clone(&probes);
@@ -169,13 +227,7 @@ fn write_throughput(c: &mut Criterion) {
                 seed.set(&keys[i % keys.len()], i as u64);
                 Box::pin(async {})
             });
-            group.bench_function(id("seed_port"), |b| {
-                b.iter_custom(|iters| {
-                    (0..iters)
-                        .map(|_| write_round(&rt, writers, Arc::clone(&theirs)))
-                        .sum()
-                })
-            });
+            bench_rounds(&mut group, id("seed_port"), &rt, writers, theirs);
 
             let lock = Arc::new(filled_rwlock(n));
             let keys = Arc::clone(&probes);
@@ -185,13 +237,58 @@ fn write_throughput(c: &mut Criterion) {
                     .insert(keys[i % keys.len()].clone(), i as u64);
                 Box::pin(async {})
             });
-            group.bench_function(id("std_rwlock_hashmap"), |b| {
-                b.iter_custom(|iters| {
-                    (0..iters)
-                        .map(|_| write_round(&rt, writers, Arc::clone(&locked)))
-                        .sum()
+            bench_rounds(&mut group, id("std_rwlock_hashmap"), &rt, writers, locked);
+
+            // The hand-written actor: one message, one insert, one reply.
+            let actor = filled_naive_actor(&rt, n);
+            let keys = Arc::clone(&probes);
+            let naive = Arc::new(move |i: usize| -> BoxedWrite {
+                let (actor, keys) = (actor.clone(), Arc::clone(&keys));
+                Box::pin(async move {
+                    actor.set(&keys[i % keys.len()], i as u64).await;
                 })
             });
+            bench_rounds(&mut group, id("naive_actor"), &rt, writers, naive);
+
+            // Synchronous writes that publish a persistent map before unlocking.
+            let swap = Arc::new(filled_mutex_arcswap(n));
+            let keys = Arc::clone(&probes);
+            let swapped = Arc::new(move |i: usize| -> BoxedWrite {
+                swap.set(&keys[i % keys.len()], i as u64);
+                Box::pin(async {})
+            });
+            bench_rounds(&mut group, id("mutex_arcswap_imbl"), &rt, writers, swapped);
+
+            let papaya = Arc::new(filled_papaya(n));
+            let keys = Arc::clone(&probes);
+            let pinned = Arc::new(move |i: usize| -> BoxedWrite {
+                papaya.pin().insert(keys[i % keys.len()].clone(), i as u64);
+                Box::pin(async {})
+            });
+            bench_rounds(&mut group, id("papaya"), &rt, writers, pinned);
+
+            // scc's async upsert: it yields instead of blocking the worker
+            // on a contended bucket, as scc advises inside tokio.
+            let scc = Arc::new(filled_scc(n));
+            let keys = Arc::clone(&probes);
+            let upserted = Arc::new(move |i: usize| -> BoxedWrite {
+                let (scc, keys) = (Arc::clone(&scc), Arc::clone(&keys));
+                Box::pin(async move {
+                    scc.upsert_async(keys[i % keys.len()].clone(), i as u64)
+                        .await;
+                })
+            });
+            bench_rounds(&mut group, id("scc"), &rt, writers, upserted);
+
+            // Every write publishes, so it is visible once the call returns;
+            // a publish waits for readers still on the old copy.
+            let evmap = Arc::new(filled_evmap(n));
+            let keys = Arc::clone(&probes);
+            let published = Arc::new(move |i: usize| -> BoxedWrite {
+                evmap.set(&keys[i % keys.len()], i as u64);
+                Box::pin(async {})
+            });
+            bench_rounds(&mut group, id("evmap"), &rt, writers, published);
         }
     }
     group.finish();
