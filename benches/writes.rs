@@ -389,6 +389,38 @@ fn rollback(c: &mut Criterion) {
     group.finish();
 }
 
+/// The floor under every write of a versioned state: publishing a version
+/// of the persistent map (path copy now, release when the version leaves
+/// the window), beside the in-place insert a mutable map does instead.
+fn publish_floor(c: &mut Criterion) {
+    let mut group = c.benchmark_group("publish_floor");
+    for n in [1_000, 100_000, 1_000_000] {
+        let probes = probe_keys(n);
+        let mut versioned = common::versioned_map::VersionedMap::new((0..n).map(key), 1000);
+        for (i, probe) in probes.iter().cycle().take(2000).enumerate() {
+            versioned.write_and_publish(probe, i as u64);
+        }
+        let mut i = 0;
+        group.bench_function(BenchmarkId::new("persistent_map_version", n), |b| {
+            b.iter(|| {
+                i += 1;
+                versioned.write_and_publish(&probes[i % probes.len()], i as u64)
+            })
+        });
+        let mut plain: std::collections::HashMap<String, u64> =
+            (0..n).map(|i| (key(i), 0)).collect();
+        group.bench_function(BenchmarkId::new("hashmap_insert_in_place", n), |b| {
+            b.iter(|| {
+                i += 1;
+                if let Some(slot) = plain.get_mut(probes[i % probes.len()].as_str()) {
+                    *slot = i as u64;
+                }
+            })
+        });
+    }
+    group.finish();
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default()
@@ -396,6 +428,6 @@ criterion_group! {
         .measurement_time(Duration::from_secs(1));
     // The allocation-heavy groups first: later groups build and drop
     // 100k- and 1M-key states, whose freed memory fragments the heap.
-    targets = write_throughput, update_100, set_round_trip, set_scaling, rollback
+    targets = write_throughput, update_100, set_round_trip, set_scaling, rollback, publish_floor
 }
 criterion_main!(benches);

@@ -5,6 +5,7 @@
 pub mod mutex_arcswap;
 pub mod naive_actor;
 pub mod seed_port;
+pub mod versioned_map;
 
 use std::collections::HashMap;
 use std::sync::{Mutex, RwLock};
