@@ -407,6 +407,18 @@ fn publish_floor(c: &mut Criterion) {
                 versioned.write_and_publish(&probes[i % probes.len()], i as u64)
             })
         });
+        // 64 writes to spread keys, one publish: the per-write cost under a
+        // group of 64, as with 64 writer tasks (the time shown is per group).
+        // The default window is 1000 commits: 1000 / 64 groups retained.
+        let mut grouped = common::versioned_map::VersionedMap::new((0..n).map(key), 1000 / 64);
+        group.bench_function(BenchmarkId::new("persistent_map_group_of_64", n), |b| {
+            b.iter(|| {
+                i += 1;
+                let at = (i * 64) % probes.len();
+                let keys = probes[at..].iter().chain(&probes[..at]).take(64);
+                grouped.write_group_and_publish(keys.map(String::as_str), i as u64)
+            })
+        });
         let mut plain: std::collections::HashMap<String, u64> =
             (0..n).map(|i| (key(i), 0)).collect();
         group.bench_function(BenchmarkId::new("hashmap_insert_in_place", n), |b| {

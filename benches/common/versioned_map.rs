@@ -70,6 +70,23 @@ impl VersionedMap {
 
     /// Overwrite `key` and publish the result as a new retained version.
     pub fn write_and_publish(&mut self, key: &str, value: u64) {
+        self.write(key, value);
+        self.publish();
+    }
+
+    /// Overwrite every key of `keys`, then publish once: a group commit.
+    pub fn write_group_and_publish<'a>(
+        &mut self,
+        keys: impl IntoIterator<Item = &'a str>,
+        value: u64,
+    ) {
+        for key in keys {
+            self.write(key, value);
+        }
+        self.publish();
+    }
+
+    fn write(&mut self, key: &str, value: u64) {
         self.version += 1;
         let (shared_key, created) = match self.map.get_key_value(key) {
             Some((slot, ())) => (Arc::clone(&slot.0 .0), slot.0 .3),
@@ -82,6 +99,9 @@ impl VersionedMap {
             created,
         )));
         self.map.insert(slot, ());
+    }
+
+    fn publish(&mut self) {
         self.retained.push_back(self.map.clone());
         if self.retained.len() > self.keep {
             self.retained.pop_front();
