@@ -135,6 +135,7 @@ mod blocking;
 mod builder;
 mod conditional;
 mod error;
+mod histogram;
 mod history;
 mod map;
 mod metrics;
@@ -161,8 +162,9 @@ pub use builder::{
     MAX_CHANGE_STREAM_CAPACITY, MAX_MAILBOX_CAPACITY,
 };
 pub use error::{BuildError, Precondition, StateError, TransactionError};
+pub use histogram::Distribution;
 pub use history::{ChangeRecord, ChangeSet, Operation};
-pub use metrics::Metrics;
+pub use metrics::{Metrics, OperationCounts};
 pub use models::{AgentCoordinationState, CodeGenerationState};
 pub use snapshot::{Entry, Snapshot};
 pub use state::ThreadSafeState;

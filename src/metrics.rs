@@ -7,6 +7,7 @@
 
 use serde::Serialize;
 
+use crate::histogram::{Distribution, Histogram};
 use crate::sync::{StatCounter, StatMutex, StatOrdering};
 use crate::Version;
 
@@ -37,13 +38,17 @@ use crate::Version;
 /// # Ok(())
 /// # }
 /// ```
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
 #[non_exhaustive]
 pub struct Metrics {
     /// The current version.
     pub version: Version,
-    /// Read calls (`get`, `snapshot`, `contains_key`, ...).
+    /// Read calls of every kind (`get`, `snapshot`, `contains_key`, ...).
     pub reads: u64,
+    /// Of `reads`: `get`, `get_required`, `get_with_fallback` and `get_as`.
+    pub gets: u64,
+    /// Of `reads`: `snapshot`.
+    pub snapshots: u64,
     /// Write commands the writer processed, whatever their outcome.
     pub writes: u64,
     /// Write commands that committed a new version (rollbacks included).
@@ -59,16 +64,129 @@ pub struct Metrics {
     pub retained_versions: usize,
     /// Commands waiting in the writer's mailbox.
     pub mailbox_depth: usize,
+    /// `writes` by operation.
+    pub writes_by_operation: OperationCounts,
+    /// Nanoseconds from a write's submission (the caller handing it to the
+    /// mailbox) to its reply, one value per write command.
+    pub write_latency_ns: Distribution,
+    /// Nanoseconds the writer spends on one group commit, from taking the
+    /// group to having published it, one value per group.
+    pub commit_time_ns: Distribution,
+    /// Commands per group commit: above 1 means group commit is sharing one
+    /// publish among several writes.
+    pub group_size: Distribution,
 }
 
-/// Writer-side counters plus the sharded read counter.
-#[derive(Debug, Default)]
+/// Write commands processed, by operation.
+///
+/// # Examples
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), thread_safe_state::StateError> {
+/// let state = thread_safe_state::ThreadSafeState::new();
+/// state.set("a", 1).await?;
+/// state.set("b", 2).await?;
+/// state.delete("a").await?;
+/// let writes = state.metrics().writes_by_operation;
+/// assert_eq!((writes.set, writes.delete, writes.update), (2, 1, 0));
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+#[allow(missing_docs)] // each field is the write method of the same name
+pub struct OperationCounts {
+    pub set: u64,
+    pub update: u64,
+    pub delete: u64,
+    pub clear: u64,
+    pub modify: u64,
+    pub retain: u64,
+    pub rollback: u64,
+    pub set_if: u64,
+    pub delete_if: u64,
+    pub transaction: u64,
+}
+
+/// The operation of a write command, to count it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum OpKind {
+    Set,
+    Update,
+    Delete,
+    Clear,
+    Modify,
+    Retain,
+    Rollback,
+    SetIf,
+    DeleteIf,
+    Transaction,
+}
+
+const OP_KINDS: usize = 10;
+
+impl OperationCounts {
+    fn from_counters(counters: &[StatCounter; OP_KINDS]) -> Self {
+        let n = |kind: OpKind| Counters::load(&counters[kind as usize]);
+        Self {
+            set: n(OpKind::Set),
+            update: n(OpKind::Update),
+            delete: n(OpKind::Delete),
+            clear: n(OpKind::Clear),
+            modify: n(OpKind::Modify),
+            retain: n(OpKind::Retain),
+            rollback: n(OpKind::Rollback),
+            set_if: n(OpKind::SetIf),
+            delete_if: n(OpKind::DeleteIf),
+            transaction: n(OpKind::Transaction),
+        }
+    }
+}
+
+/// What one group commit did, kept by the writer and added to the shared
+/// [`Counters`] once the group is published, so that `metrics()` never
+/// counts what `version()` does not show.
+#[derive(Default)]
+pub(crate) struct GroupCounts {
+    pub(crate) commits: u64,
+    pub(crate) failed: u64,
+    pub(crate) rollbacks: u64,
+    pub(crate) by_operation: [u64; OP_KINDS],
+}
+
+impl GroupCounts {
+    pub(crate) fn wrote(&mut self, kind: OpKind) {
+        self.by_operation[kind as usize] += 1;
+    }
+
+    /// Add the group's counts to `counters` and start afresh. Call after
+    /// the group is published.
+    pub(crate) fn flush(&mut self, counters: &Counters) {
+        let counts = std::mem::take(self);
+        let writes: u64 = counts.by_operation.iter().sum();
+        Counters::add(&counters.writes, writes);
+        Counters::add(&counters.commits, counts.commits);
+        Counters::add(&counters.failed, counts.failed);
+        Counters::add(&counters.rollbacks, counts.rollbacks);
+        for (counter, count) in counters.by_operation.iter().zip(counts.by_operation) {
+            Counters::add(counter, count);
+        }
+    }
+}
+
+/// Writer-side counters and histograms, plus the sharded read counter.
+#[derive(Default)]
 pub(crate) struct Counters {
     pub(crate) reads: ShardedCounter,
     pub(crate) writes: StatCounter,
     pub(crate) commits: StatCounter,
     pub(crate) rollbacks: StatCounter,
     pub(crate) failed: StatCounter,
+    pub(crate) by_operation: [StatCounter; OP_KINDS],
+    pub(crate) write_latency_ns: Histogram,
+    pub(crate) commit_time_ns: Histogram,
+    pub(crate) group_size: Histogram,
 }
 
 impl Counters {
@@ -89,6 +207,10 @@ impl Counters {
     pub(crate) fn load(counter: &StatCounter) -> u64 {
         counter.load(StatOrdering::Acquire)
     }
+
+    pub(crate) fn by_operation(&self) -> OperationCounts {
+        OperationCounts::from_counters(&self.by_operation)
+    }
 }
 
 /// Threads that get a shard of their own.
@@ -96,10 +218,22 @@ const SHARDS: usize = 64;
 /// Shards that threads beyond the first [`SHARDS`] share, with atomic adds.
 const SHARED_SHARDS: usize = 8;
 
-/// One counter per cache line, so two threads' increments never contend.
+/// The kinds of read counted apart.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum ReadKind {
+    /// `get`, `get_required`, `get_with_fallback`, `get_as`.
+    Get = 0,
+    /// `snapshot`.
+    Snapshot = 1,
+    /// Every other read (`contains_key`, `len`, `keys`, `version`, ...).
+    Other = 2,
+}
+
+/// One thread's read counts, one per kind, on a cache line of their own,
+/// so two threads' increments never contend.
 #[derive(Debug, Default)]
 #[repr(align(128))]
-struct PaddedCounter(StatCounter);
+struct PaddedCounter([StatCounter; 3]);
 
 /// A counter whose increments from different threads land on different
 /// cache lines.
@@ -123,9 +257,9 @@ impl Default for ShardedCounter {
 }
 
 impl ShardedCounter {
-    pub(crate) fn increment(&self) {
+    pub(crate) fn increment(&self, kind: ReadKind) {
         let (index, exclusive) = thread_shard();
-        let shard = &self.shards[index].0;
+        let shard = &self.shards[index].0[kind as usize];
         if exclusive {
             // Only this thread writes this shard, and the recycling handoff
             // goes through a mutex, so load-then-store loses nothing.
@@ -135,10 +269,19 @@ impl ShardedCounter {
         }
     }
 
-    pub(crate) fn sum(&self) -> u64 {
+    /// The reads of one kind, summed over the shards.
+    pub(crate) fn sum(&self, kind: ReadKind) -> u64 {
         self.shards
             .iter()
-            .map(|shard| shard.0.load(StatOrdering::Relaxed))
+            .map(|shard| shard.0[kind as usize].load(StatOrdering::Relaxed))
+            .sum()
+    }
+
+    /// Every read, of any kind.
+    pub(crate) fn total(&self) -> u64 {
+        [ReadKind::Get, ReadKind::Snapshot, ReadKind::Other]
+            .into_iter()
+            .map(|kind| self.sum(kind))
             .sum()
     }
 }
@@ -218,11 +361,17 @@ mod tests {
         let threads: Vec<_> = (0..8)
             .map(|_| {
                 let counter = std::sync::Arc::clone(&counter);
-                std::thread::spawn(move || (0..1000).for_each(|_| counter.increment()))
+                std::thread::spawn(move || {
+                    (0..1000).for_each(|_| counter.increment(ReadKind::Get));
+                    (0..10).for_each(|_| counter.increment(ReadKind::Snapshot));
+                })
             })
             .collect();
         threads.into_iter().for_each(|t| t.join().unwrap());
-        assert_eq!(counter.sum(), 8000);
+        assert_eq!(counter.sum(ReadKind::Get), 8000);
+        assert_eq!(counter.sum(ReadKind::Snapshot), 80);
+        assert_eq!(counter.sum(ReadKind::Other), 0);
+        assert_eq!(counter.total(), 8080);
     }
 
     /// Serializes the tests that depend on how many shards are taken.
@@ -250,11 +399,11 @@ mod tests {
                 // All alive at once, so some must share a shard.
                 std::thread::spawn(move || {
                     barrier.wait();
-                    (0..100).for_each(|_| counter.increment());
+                    (0..100).for_each(|_| counter.increment(ReadKind::Other));
                 })
             })
             .collect();
         threads.into_iter().for_each(|t| t.join().unwrap());
-        assert_eq!(counter.sum(), (SHARDS as u64 + 8) * 100);
+        assert_eq!(counter.total(), (SHARDS as u64 + 8) * 100);
     }
 }

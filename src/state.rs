@@ -7,7 +7,7 @@ use crate::blocking::Blocking;
 use crate::builder::Builder;
 use crate::error::StateError;
 use crate::history::ChangeRecord;
-use crate::metrics::{Counters, Metrics};
+use crate::metrics::{Counters, Metrics, ReadKind};
 use crate::shared::Shared;
 use crate::snapshot::{missing_key, Snapshot, SnapshotInner};
 use crate::subscriber::Subscriber;
@@ -117,8 +117,8 @@ impl<V> ThreadSafeState<V> {
     }
 
     /// Count one read and run it against the published snapshot.
-    fn read<R>(&self, read: impl FnOnce(&SnapshotInner<V>) -> R) -> R {
-        self.shared.counters.reads.increment();
+    fn read<R>(&self, kind: ReadKind, read: impl FnOnce(&SnapshotInner<V>) -> R) -> R {
+        self.shared.counters.reads.increment(kind);
         self.shared.current.read(read)
     }
 
@@ -139,7 +139,9 @@ impl<V> ThreadSafeState<V> {
     /// # }
     /// ```
     pub fn get(&self, key: &str) -> Option<Arc<V>> {
-        self.read(|current| current.map.get(key).map(|entry| Arc::clone(entry.value())))
+        self.read(ReadKind::Get, |current| {
+            current.map.get(key).map(|entry| Arc::clone(entry.value()))
+        })
     }
 
     /// The value of `key`, or an error that names the keys that do exist.
@@ -168,7 +170,7 @@ impl<V> ThreadSafeState<V> {
     /// # }
     /// ```
     pub fn get_required(&self, key: &str) -> Result<Arc<V>, StateError> {
-        self.read(|current| match current.map.get(key) {
+        self.read(ReadKind::Get, |current| match current.map.get(key) {
             Some(entry) => Ok(Arc::clone(entry.value())),
             None => Err(missing_key(&current.map, key)),
         })
@@ -193,7 +195,7 @@ impl<V> ThreadSafeState<V> {
     /// # }
     /// ```
     pub fn get_with_fallback(&self, key: &str, fallbacks: &[&str]) -> Option<Arc<V>> {
-        self.read(|current| {
+        self.read(ReadKind::Get, |current| {
             std::iter::once(key)
                 .chain(fallbacks.iter().copied())
                 .find_map(|key| current.map.get(key))
@@ -218,7 +220,7 @@ impl<V> ThreadSafeState<V> {
     /// # }
     /// ```
     pub fn contains_key(&self, key: &str) -> bool {
-        self.read(|current| current.map.contains_key(key))
+        self.read(ReadKind::Other, |current| current.map.contains_key(key))
     }
 
     /// The number of keys.
@@ -237,7 +239,7 @@ impl<V> ThreadSafeState<V> {
     /// # }
     /// ```
     pub fn len(&self) -> usize {
-        self.read(|current| current.map.len())
+        self.read(ReadKind::Other, |current| current.map.len())
     }
 
     /// Whether there are no keys.
@@ -254,7 +256,7 @@ impl<V> ThreadSafeState<V> {
     /// # }
     /// ```
     pub fn is_empty(&self) -> bool {
-        self.read(|current| current.map.is_empty())
+        self.read(ReadKind::Other, |current| current.map.is_empty())
     }
 
     /// The keys, sorted. O(n log n); to look at many keys consistently,
@@ -274,8 +276,9 @@ impl<V> ThreadSafeState<V> {
     /// # }
     /// ```
     pub fn keys(&self) -> Vec<String> {
-        let mut keys: Vec<String> =
-            self.read(|current| current.map.keys().map(|key| key.to_string()).collect());
+        let mut keys: Vec<String> = self.read(ReadKind::Other, |current| {
+            current.map.keys().map(|key| key.to_string()).collect()
+        });
         keys.sort_unstable();
         keys
     }
@@ -297,7 +300,7 @@ impl<V> ThreadSafeState<V> {
     /// # }
     /// ```
     pub fn version(&self) -> Version {
-        self.read(|current| current.version)
+        self.read(ReadKind::Other, |current| current.version)
     }
 
     /// The whole state at the current version: owned, immutable, O(1).
@@ -319,7 +322,7 @@ impl<V> ThreadSafeState<V> {
     /// # }
     /// ```
     pub fn snapshot(&self) -> Snapshot<V> {
-        self.shared.counters.reads.increment();
+        self.shared.counters.reads.increment(ReadKind::Snapshot);
         Snapshot::from_inner(self.shared.current.load_full())
     }
 
@@ -461,7 +464,9 @@ impl<V> ThreadSafeState<V> {
         let history_len = history.retained_commits(horizon);
         Metrics {
             version: horizon,
-            reads: counters.reads.sum(),
+            reads: counters.reads.total(),
+            gets: counters.reads.sum(ReadKind::Get),
+            snapshots: counters.reads.sum(ReadKind::Snapshot),
             writes,
             commits,
             rollbacks,
@@ -469,6 +474,10 @@ impl<V> ThreadSafeState<V> {
             history_len,
             retained_versions: history_len + 1,
             mailbox_depth: self.mailbox.max_capacity() - self.mailbox.capacity(),
+            writes_by_operation: counters.by_operation(),
+            write_latency_ns: counters.write_latency_ns.summary(),
+            commit_time_ns: counters.commit_time_ns.summary(),
+            group_size: counters.group_size.summary(),
         }
     }
 
@@ -561,6 +570,7 @@ impl<V> ThreadSafeState<V> {
             op,
             changed_by: self.changed_by.clone(),
             reply,
+            sent_at: std::time::Instant::now(),
         }
     }
 }

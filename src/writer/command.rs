@@ -1,6 +1,7 @@
 //! What a handle sends to the writer, and what the writer answers.
 
 use crate::error::{Precondition, StateError};
+use crate::metrics::OpKind;
 use crate::sync::{oneshot, Arc};
 use crate::transaction::TransactionFn;
 use crate::writer::key::KeyArg;
@@ -37,6 +38,22 @@ pub(crate) enum Op<V> {
 }
 
 impl<V> Op<V> {
+    /// The operation, for the per-operation write counts.
+    pub(crate) fn kind(&self) -> OpKind {
+        match self {
+            Op::Set { .. } => OpKind::Set,
+            Op::Update(_) => OpKind::Update,
+            Op::Delete(_) => OpKind::Delete,
+            Op::Clear => OpKind::Clear,
+            Op::Modify { .. } => OpKind::Modify,
+            Op::Retain(_) => OpKind::Retain,
+            Op::Rollback(_) => OpKind::Rollback,
+            Op::SetIf { .. } => OpKind::SetIf,
+            Op::DeleteIf { .. } => OpKind::DeleteIf,
+            Op::Transaction(_) => OpKind::Transaction,
+        }
+    }
+
     pub(crate) fn set(key: impl AsRef<str>, value: V) -> Result<Self, StateError> {
         Ok(Op::Set {
             key: KeyArg::new(key.as_ref())?,
@@ -115,6 +132,8 @@ pub(crate) struct Command<V> {
     pub(crate) op: Op<V>,
     pub(crate) changed_by: Option<Arc<str>>,
     pub(crate) reply: oneshot::Sender<Reply>,
+    /// When the caller handed it over, for the write-latency histogram.
+    pub(crate) sent_at: std::time::Instant,
 }
 
 /// Checks a key before it is sent, so a bad key never reaches the writer.

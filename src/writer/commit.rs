@@ -25,12 +25,12 @@
 
 use std::fmt;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::time::SystemTime;
+use std::time::{Instant, SystemTime};
 
 use crate::error::{Precondition, StateError};
 use crate::history::{Change, Changes, Commit, CommitView, Operation, Unreachable};
 use crate::map::Map;
-use crate::metrics::Counters;
+use crate::metrics::GroupCounts;
 use crate::shared::Shared;
 use crate::snapshot::{Entry, Snapshot};
 use crate::sync::{lock, oneshot, Arc};
@@ -44,8 +44,8 @@ use crate::Version;
 /// What a write command did: its operation and records, or why it failed.
 type Written<V> = Result<(Operation, Changes<V>), StateError>;
 
-/// A caller waiting for its reply, and the reply.
-type Answer = (oneshot::Sender<Reply>, Reply);
+/// A caller waiting for its reply, the reply, and when it was sent.
+type Answer = (oneshot::Sender<Reply>, Reply, Instant);
 
 /// Owns the writer's private copy of the map and the version counter.
 pub(crate) struct Committer<V> {
@@ -98,14 +98,16 @@ impl<V> Committer<V> {
     /// Apply `commands` in order, publish once, answer every caller, then
     /// release what the group retired.
     pub(crate) fn commit_batch(&mut self, commands: impl IntoIterator<Item = Command<V>>) {
+        let started = Instant::now();
         let mut answers = std::mem::take(&mut self.answers);
         for command in commands {
+            self.counts.wrote(command.op.kind());
             let reply = self.apply(command.op, command.changed_by);
-            answers.push((command.reply, reply));
+            answers.push((command.reply, reply, command.sent_at));
         }
         #[cfg(thread_safe_state_loom)]
         if self.broken_order == BrokenOrder::ReplyBeforePublish {
-            Self::reply(&mut answers);
+            self.reply(&mut answers, started);
             self.publish();
             self.counts.flush(&self.shared.counters);
             self.answers = answers;
@@ -114,14 +116,24 @@ impl<V> Committer<V> {
         }
         self.publish();
         self.counts.flush(&self.shared.counters);
-        Self::reply(&mut answers);
+        self.reply(&mut answers, started);
         // Keep the buffer's allocation for the next group.
         self.answers = answers;
         self.retired.drop_all();
     }
 
-    fn reply(answers: &mut Vec<Answer>) {
-        for (caller, reply) in answers.drain(..) {
+    /// Answer the group's callers, and record the group's figures: its
+    /// size, the time since it was taken, each write's latency since its
+    /// submission (one clock read for the whole group).
+    fn reply(&self, answers: &mut Vec<Answer>, started: Instant) {
+        let now = Instant::now();
+        let counters = &self.shared.counters;
+        counters.group_size.record(answers.len() as u64);
+        counters.commit_time_ns.record(nanos(now - started));
+        for (caller, reply, sent_at) in answers.drain(..) {
+            counters
+                .write_latency_ns
+                .record(nanos(now.saturating_duration_since(sent_at)));
             // A caller that stopped waiting (dropped its future) is fine:
             // the command was applied all the same.
             let _ = caller.send(reply);
@@ -169,7 +181,6 @@ impl<V> Committer<V> {
     /// Apply one command to the private map; nothing is visible to readers
     /// until [`Self::publish`].
     fn apply(&mut self, op: Op<V>, changed_by: Option<Arc<str>>) -> Reply {
-        self.counts.writes += 1;
         let next = self.version.next();
         let written: Written<V> = match op {
             Op::Rollback(target) => self
@@ -484,27 +495,6 @@ impl<V> Committer<V> {
     }
 }
 
-/// What one group did, for [`Metrics`](crate::Metrics).
-#[derive(Default)]
-struct GroupCounts {
-    writes: u64,
-    commits: u64,
-    failed: u64,
-    rollbacks: u64,
-}
-
-impl GroupCounts {
-    /// Add the group's counts to the shared counters and start afresh.
-    /// Call after the group is published.
-    fn flush(&mut self, counters: &Counters) {
-        let counts = std::mem::take(self);
-        Counters::add(&counters.writes, counts.writes);
-        Counters::add(&counters.commits, counts.commits);
-        Counters::add(&counters.failed, counts.failed);
-        Counters::add(&counters.rollbacks, counts.rollbacks);
-    }
-}
-
 /// Deliberate ordering bugs that the loom models must catch.
 #[cfg(thread_safe_state_loom)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -515,6 +505,11 @@ pub(crate) enum BrokenOrder {
     ReplyBeforePublish,
     /// Wake subscribers before publishing the snapshot.
     NotifyBeforePublish,
+}
+
+/// A duration in whole nanoseconds, saturating.
+fn nanos(duration: std::time::Duration) -> u64 {
+    u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX)
 }
 
 /// The text of a panic payload, when it has one.
