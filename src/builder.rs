@@ -125,6 +125,7 @@ pub struct Builder<V> {
     max_history: usize,
     mailbox_capacity: usize,
     stream_capacity: usize,
+    name: String,
     empty_initial_key: bool,
 }
 
@@ -135,6 +136,7 @@ impl<V: Send + Sync + 'static> Builder<V> {
             max_history: DEFAULT_MAX_HISTORY,
             mailbox_capacity: DEFAULT_MAILBOX_CAPACITY,
             stream_capacity: DEFAULT_CHANGE_STREAM_CAPACITY,
+            name: String::new(),
             empty_initial_key: false,
         }
     }
@@ -165,6 +167,27 @@ impl<V: Send + Sync + 'static> Builder<V> {
             Ok(entries) => self.initial.extend(entries),
             Err(_) => self.empty_initial_key = true,
         }
+        self
+    }
+
+    /// A name for this state: the `state` label of its exported metrics
+    /// (cargo feature `metrics`), so that several states in one process
+    /// are told apart. Default: empty.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use thread_safe_state::ThreadSafeState;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let state = ThreadSafeState::<u8>::builder().name("workflow-7").build();
+    /// assert!(format!("{state:?}").contains("workflow-7"));
+    /// # }
+    /// ```
+    #[must_use]
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.name = name.into();
         self
     }
 
@@ -348,6 +371,7 @@ impl<V: Send + Sync + 'static> Builder<V> {
             Snapshot::new(Version::INITIAL, map),
             self.max_history,
             self.stream_capacity,
+            &self.name,
         );
         let (mailbox, inbox) = mpsc::channel(self.mailbox_capacity);
         let committer = Committer::new(Arc::clone(&shared), Feed::new(feed, self.stream_capacity));
@@ -363,6 +387,7 @@ impl<V> fmt::Debug for Builder<V> {
             .field("max_history", &self.max_history)
             .field("mailbox_capacity", &self.mailbox_capacity)
             .field("change_stream_capacity", &self.stream_capacity)
+            .field("name", &self.name)
             .finish_non_exhaustive()
     }
 }

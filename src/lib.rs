@@ -139,6 +139,8 @@ mod histogram;
 mod history;
 mod map;
 mod metrics;
+#[cfg(feature = "metrics")]
+mod metrics_export;
 mod models;
 mod shared;
 mod snapshot;

@@ -176,7 +176,6 @@ impl GroupCounts {
 }
 
 /// Writer-side counters and histograms, plus the sharded read counter.
-#[derive(Default)]
 pub(crate) struct Counters {
     pub(crate) reads: ShardedCounter,
     pub(crate) writes: StatCounter,
@@ -187,9 +186,50 @@ pub(crate) struct Counters {
     pub(crate) write_latency_ns: Histogram,
     pub(crate) commit_time_ns: Histogram,
     pub(crate) group_size: Histogram,
+    /// The same figures through the `metrics` facade.
+    #[cfg(feature = "metrics")]
+    export: crate::metrics_export::Exporter,
 }
 
 impl Counters {
+    /// Counters for a state named `name` (its exported metrics' label).
+    pub(crate) fn new(name: &str) -> Self {
+        #[cfg(not(feature = "metrics"))]
+        let _ = name;
+        Self {
+            reads: ShardedCounter::default(),
+            writes: StatCounter::new(0),
+            commits: StatCounter::new(0),
+            rollbacks: StatCounter::new(0),
+            failed: StatCounter::new(0),
+            by_operation: Default::default(),
+            write_latency_ns: Histogram::default(),
+            commit_time_ns: Histogram::default(),
+            group_size: Histogram::default(),
+            #[cfg(feature = "metrics")]
+            export: crate::metrics_export::Exporter::new(name),
+        }
+    }
+
+    /// One write's latency, submission to reply. Writer only.
+    pub(crate) fn record_write(&self, latency: std::time::Duration) {
+        self.write_latency_ns.record(nanos(latency));
+        #[cfg(feature = "metrics")]
+        self.export.write_latency(latency);
+    }
+
+    /// One group: its size and how long it took to publish, and the
+    /// version now published. Writer only, after the group's counts are
+    /// flushed.
+    pub(crate) fn record_group(&self, size: usize, took: std::time::Duration, version: Version) {
+        self.group_size.record(size as u64);
+        self.commit_time_ns.record(nanos(took));
+        #[cfg(feature = "metrics")]
+        self.export.group(self, version, size, took);
+        #[cfg(not(feature = "metrics"))]
+        let _ = version;
+    }
+
     /// Add a group's count of write-side events. Only the writer task
     /// writes these counters, so a load and a store lose nothing and need
     /// no locked instruction. The store is `Release`, paired with `Acquire` in [`Self::load`]: counts are added
@@ -211,6 +251,11 @@ impl Counters {
     pub(crate) fn by_operation(&self) -> OperationCounts {
         OperationCounts::from_counters(&self.by_operation)
     }
+}
+
+/// A duration in whole nanoseconds, saturating.
+fn nanos(duration: std::time::Duration) -> u64 {
+    u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX)
 }
 
 /// Threads that get a shard of their own.

@@ -24,6 +24,8 @@ pub(crate) struct Shared<V> {
     /// Where change streams subscribe. Weak: the writer owns the only
     /// strong sender, so the channel closes when the writer stops.
     pub(crate) feed: broadcast::WeakSender<FeedItem<V>>,
+    /// The builder's name for the state (Debug output, metrics labels).
+    pub(crate) name: String,
 }
 
 impl<V> Shared<V> {
@@ -35,14 +37,16 @@ impl<V> Shared<V> {
         initial: Snapshot<V>,
         max_history: usize,
         stream_capacity: usize,
+        name: &str,
     ) -> (Arc<Self>, broadcast::Sender<FeedItem<V>>) {
         let feed = broadcast::Sender::new(stream_capacity);
         let shared = Arc::new(Self {
             current: SnapshotCell::new(Arc::clone(initial.inner())),
             notifier: Notifier::new(),
             history: Mutex::new(History::new(max_history, initial)),
-            counters: Counters::default(),
+            counters: Counters::new(name),
             feed: feed.downgrade(),
+            name: name.to_owned(),
         });
         (shared, feed)
     }

@@ -863,6 +863,7 @@ impl<V> fmt::Debug for ThreadSafeState<V> {
             .current
             .read(|current| (current.version, current.map.len()));
         f.debug_struct("ThreadSafeState")
+            .field("name", &self.shared.name)
             .field("version", &version)
             .field("len", &len)
             .field("agent", &self.changed_by)

@@ -128,12 +128,9 @@ impl<V> Committer<V> {
     fn reply(&self, answers: &mut Vec<Answer>, started: Instant) {
         let now = Instant::now();
         let counters = &self.shared.counters;
-        counters.group_size.record(answers.len() as u64);
-        counters.commit_time_ns.record(nanos(now - started));
+        counters.record_group(answers.len(), now - started, self.published);
         for (caller, reply, sent_at) in answers.drain(..) {
-            counters
-                .write_latency_ns
-                .record(nanos(now.saturating_duration_since(sent_at)));
+            counters.record_write(now.saturating_duration_since(sent_at));
             // A caller that stopped waiting (dropped its future) is fine:
             // the command was applied all the same.
             let _ = caller.send(reply);
@@ -505,11 +502,6 @@ pub(crate) enum BrokenOrder {
     ReplyBeforePublish,
     /// Wake subscribers before publishing the snapshot.
     NotifyBeforePublish,
-}
-
-/// A duration in whole nanoseconds, saturating.
-fn nanos(duration: std::time::Duration) -> u64 {
-    u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX)
 }
 
 /// The text of a panic payload, when it has one.
