@@ -81,6 +81,16 @@
 //!   [`CodeGenerationState`], [`load_model`](ThreadSafeState::load_model),
 //!   [`get_as`](ThreadSafeState::get_as), [`Snapshot::to_model`].
 //!
+//! # Observing it
+//!
+//! [`metrics`](ThreadSafeState::metrics) returns a [`Metrics`]: reads by
+//! kind, writes by operation, commits, failures, rollbacks, mailbox depth,
+//! and [`Distribution`]s of write latency (submission to reply), commit
+//! time per group and group size. With the cargo feature `metrics` (off by
+//! default) the same figures are published through the
+//! [`metrics`](https://docs.rs/metrics) facade, labelled with
+//! [`Builder::name`]; install the recorder before building the state.
+//!
 //! # How it works, and the trade-offs
 //!
 //! The state is an `Arc` of a persistent hash map (a HAMT with structural
