@@ -139,6 +139,7 @@ mod history;
 mod map;
 mod metrics;
 mod models;
+mod recovery;
 mod shared;
 mod snapshot;
 mod state;
