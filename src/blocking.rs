@@ -3,6 +3,7 @@
 use std::fmt;
 
 use crate::error::{Precondition, StateError, TransactionError};
+use crate::recovery;
 use crate::snapshot::Snapshot;
 use crate::state::ThreadSafeState;
 use crate::transaction::{AbortSlot, Write};
@@ -228,6 +229,56 @@ impl<V: Send + Sync + 'static> Blocking<'_, V> {
     /// ```
     pub fn rollback(&self, target: Version) -> Result<Version, StateError> {
         self.submit(Op::Rollback(target)).map(|a| a.version)
+    }
+
+    /// Blocking [`ThreadSafeState::rollback_to_last_good`]: the search runs
+    /// on the calling thread, and the thread blocks while the rollback is
+    /// committed.
+    ///
+    /// # Errors
+    ///
+    /// As [`ThreadSafeState::rollback_to_last_good`].
+    ///
+    /// # Panics
+    ///
+    /// If `predicate` panics; when it has a rollback to commit, inside an
+    /// async execution context.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let runtime = tokio::runtime::Runtime::new().unwrap();
+    /// # let state = runtime.block_on(async { thread_safe_state::ThreadSafeState::new() });
+    /// let good = state.blocking().set("tests", "pass")?;
+    /// state.blocking().set("tests", "fail")?;
+    /// let recovered = state
+    ///     .blocking()
+    ///     .rollback_to_last_good(|s| s.get("tests").as_deref() == Some(&"pass"))?;
+    /// assert!(recovered > good);
+    /// assert_eq!(state.get("tests").as_deref(), Some(&"pass"));
+    /// # Ok::<(), thread_safe_state::StateError>(())
+    /// ```
+    pub fn rollback_to_last_good(
+        &self,
+        mut predicate: impl FnMut(&Snapshot<V>) -> bool,
+    ) -> Result<Version, StateError> {
+        let state = self.state;
+        let mut moved = None;
+        for _ in 0..recovery::ATTEMPTS {
+            let (target, current) = match recovery::search(state, &mut predicate)? {
+                recovery::Found::Current(version) => return Ok(version),
+                recovery::Found::Older { target, current } => (target, current),
+            };
+            let op = Op::RollbackIf {
+                target,
+                expected_current: current,
+            };
+            match state.submit_blocking(op) {
+                Err(error @ StateError::VersionMoved { .. }) => moved = Some(error),
+                reply => return reply.map(|a| a.version),
+            }
+        }
+        Err(moved.expect("ATTEMPTS > 0"))
     }
 
     /// Blocking [`ThreadSafeState::set_if`].

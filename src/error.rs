@@ -176,6 +176,40 @@ pub enum StateError {
         message: String,
     },
 
+    /// [`rollback_to_last_good`](crate::ThreadSafeState::rollback_to_last_good)
+    /// found no retained version whose snapshot satisfied its predicate;
+    /// nothing was written.
+    #[error(
+        "no retained version from {oldest_retained} to {current} satisfies the predicate; \
+         nothing was rolled back: raise max_history to keep more versions, or repair the \
+         state with writes"
+    )]
+    NoGoodVersion {
+        /// The oldest version the search looked at.
+        oldest_retained: Version,
+        /// The version the search started from.
+        current: Version,
+    },
+
+    /// A rollback decided on version `expected` found the state at
+    /// `current` instead: other writes committed after the decision, so
+    /// the rollback was not applied (it would have discarded writes nobody
+    /// had looked at).
+    ///
+    /// [`rollback_to_last_good`](crate::ThreadSafeState::rollback_to_last_good)
+    /// searches again after it, and returns it only when the state kept
+    /// moving through every attempt.
+    #[error(
+        "the state moved from version {expected} to {current} after the rollback was decided, \
+         so nothing was rolled back; recover again, or pause the writers that keep committing"
+    )]
+    VersionMoved {
+        /// The version the rollback was decided on.
+        expected: Version,
+        /// The current version when the rollback was applied.
+        current: Version,
+    },
+
     /// The state's writer task has stopped: a write was not applied, and a
     /// wait ends because no new version will ever be published.
     ///

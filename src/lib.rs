@@ -152,6 +152,7 @@ mod metrics;
 #[cfg(feature = "metrics")]
 mod metrics_export;
 mod models;
+mod recovery;
 mod shared;
 mod snapshot;
 mod state;

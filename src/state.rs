@@ -751,7 +751,9 @@ impl<V: Send + Sync + 'static> ThreadSafeState<V> {
 
     /// Keep only `keys` and remove every other key, as one version (the
     /// recovery from a polluted state). Keys in `keys` that are absent are
-    /// ignored; when nothing is removed no version is committed.
+    /// ignored; when nothing is removed no version is committed. This is
+    /// the Python seed's "recover to known good keys" recovery helper (see
+    /// also [`rollback_to_last_good`](Self::rollback_to_last_good)).
     ///
     /// # Errors
     ///

@@ -25,6 +25,12 @@ pub(crate) enum Op<V> {
     },
     Retain(Vec<Arc<str>>),
     Rollback(Version),
+    /// A rollback to `target` that applies only while the current version
+    /// is still `expected_current` (the version a recovery search saw).
+    RollbackIf {
+        target: Version,
+        expected_current: Version,
+    },
     SetIf {
         key: KeyArg,
         value: V,

@@ -183,6 +183,15 @@ impl<V> Committer<V> {
             Op::Rollback(target) => self
                 .rollback(target, next)
                 .map(|changes| (Operation::Rollback, changes)),
+            Op::RollbackIf {
+                expected_current, ..
+            } if self.version != expected_current => Err(StateError::VersionMoved {
+                expected: expected_current,
+                current: self.version,
+            }),
+            Op::RollbackIf { target, .. } => self
+                .rollback(target, next)
+                .map(|changes| (Operation::Rollback, changes)),
             Op::Set { key, value } => {
                 Ok((Operation::Set, Changes::One(self.write(key, value, next))))
             }
