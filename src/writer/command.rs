@@ -53,7 +53,7 @@ impl<V> Op<V> {
             Op::Clear => OpKind::Clear,
             Op::Modify { .. } => OpKind::Modify,
             Op::Retain(_) => OpKind::Retain,
-            Op::Rollback(_) => OpKind::Rollback,
+            Op::Rollback(_) | Op::RollbackIf { .. } => OpKind::Rollback,
             Op::SetIf { .. } => OpKind::SetIf,
             Op::DeleteIf { .. } => OpKind::DeleteIf,
             Op::Transaction(_) => OpKind::Transaction,
