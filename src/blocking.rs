@@ -128,6 +128,30 @@ impl<V: Send + Sync + 'static> Blocking<'_, V> {
         self.submit(Op::delete(key)?).map(|a| a.committed)
     }
 
+    /// Blocking [`ThreadSafeState::remove`].
+    ///
+    /// # Errors
+    ///
+    /// As [`ThreadSafeState::remove`].
+    ///
+    /// # Panics
+    ///
+    /// Inside an async execution context.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let runtime = tokio::runtime::Runtime::new().unwrap();
+    /// # let state = runtime.block_on(async { thread_safe_state::ThreadSafeState::new() });
+    /// let set = state.blocking().set("k", 1)?;
+    /// assert_eq!(state.blocking().remove("k")?, Some(set.next()));
+    /// # Ok::<(), thread_safe_state::StateError>(())
+    /// ```
+    pub fn remove(&self, key: impl AsRef<str>) -> Result<Option<Version>, StateError> {
+        self.submit(Op::delete(key)?)
+            .map(|a| a.committed.then_some(a.version))
+    }
+
     /// Blocking [`ThreadSafeState::clear`].
     ///
     /// # Errors

@@ -8,6 +8,61 @@ use crate::Version;
 /// before `...`.
 pub(crate) const LISTED_KEYS: usize = 10;
 
+/// The underlying error of a [`StateError`] that wraps another library's
+/// (serde's, for [`StateError::TypeMismatch`]), shared so that the error
+/// stays `Clone`. Two causes are equal when their messages are.
+///
+/// # Examples
+///
+/// ```
+/// use std::error::Error;
+/// use thread_safe_state::{StateError, ThreadSafeState};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), StateError> {
+/// let state = ThreadSafeState::new();
+/// state.set("count", serde_json::json!("three")).await?;
+/// let error = state.get_as::<u32>("count").unwrap_err();
+/// let cause = error.source().expect("serde's error");
+/// assert!(cause.to_string().contains("invalid type"));
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct Cause(std::sync::Arc<dyn std::error::Error + Send + Sync>);
+
+impl Cause {
+    pub(crate) fn new(error: impl std::error::Error + Send + Sync + 'static) -> Self {
+        Cause(std::sync::Arc::new(error))
+    }
+}
+
+impl fmt::Debug for Cause {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&*self.0, f)
+    }
+}
+
+impl fmt::Display for Cause {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&*self.0, f)
+    }
+}
+
+impl std::error::Error for Cause {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.0.source()
+    }
+}
+
+impl PartialEq for Cause {
+    fn eq(&self, other: &Self) -> bool {
+        std::sync::Arc::ptr_eq(&self.0, &other.0) || self.0.to_string() == other.0.to_string()
+    }
+}
+
+impl Eq for Cause {}
+
 /// Why a read or write on a [`ThreadSafeState`](crate::ThreadSafeState) failed.
 ///
 /// A failed write changes nothing: no key, no version, no history record.
@@ -148,10 +203,10 @@ pub enum StateError {
 
     /// A change stream's consumer fell so far behind that changes it had
     /// not read were dropped from its buffer. Nothing was skipped silently:
-    /// open a new stream with `changes_since(resume_from - 1)`.
+    /// open a new stream with
+    /// [`changes_from(resume_from)`](crate::ThreadSafeState::changes_from).
     #[error(
-        "the change stream fell behind and was closed; resume with changes_since({})",
-        resume_from.get().saturating_sub(1)
+        "the change stream fell behind and was closed; resume with changes_from({resume_from})"
     )]
     Lagged {
         /// The first version this consumer has not received.
@@ -165,6 +220,12 @@ pub enum StateError {
         key: Option<String>,
         /// What serde reported.
         message: String,
+        /// serde's error itself, as the error's
+        /// [`source`](std::error::Error::source) (`None` when the mismatch
+        /// is the crate's own finding, such as a model that is not an
+        /// object).
+        #[source]
+        cause: Option<Cause>,
     },
 
     /// The closure given to [`modify`](crate::ThreadSafeState::modify) panicked.
@@ -327,10 +388,33 @@ impl<E: fmt::Display> fmt::Display for TransactionError<E> {
     }
 }
 
-impl<E: std::error::Error + 'static> std::error::Error for TransactionError<E> {
+/// An error for any abort type that prints, `&str` and `String` included,
+/// so `?` into `Box<dyn Error>` or `anyhow::Error` works. The abort error's
+/// message is part of this error's own; only a [`StateError`] is exposed as
+/// a [`source`](std::error::Error::source).
+///
+/// # Examples
+///
+/// ```
+/// use thread_safe_state::ThreadSafeState;
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// async fn reserve(state: &ThreadSafeState<i64>) -> Result<(), Box<dyn std::error::Error>> {
+///     state
+///         .transaction(|_| Err::<Vec<_>, _>("insufficient funds"))
+///         .await?;
+///     Ok(())
+/// }
+/// let state = ThreadSafeState::new();
+/// let error = reserve(&state).await.unwrap_err();
+/// assert_eq!(error.to_string(), "transaction aborted: insufficient funds");
+/// # }
+/// ```
+impl<E: fmt::Debug + fmt::Display> std::error::Error for TransactionError<E> {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
-            TransactionError::Aborted(error) => Some(error),
+            TransactionError::Aborted(_) => None,
             TransactionError::State(error) => Some(error),
         }
     }

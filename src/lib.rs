@@ -132,7 +132,7 @@
 //! assert_eq!(record.changed_by.as_deref(), Some("parser"));
 //!
 //! // A bad change can be undone; the undo is a new version.
-//! state.rollback(record.version.get().saturating_sub(1).into()).await?;
+//! state.rollback(record.version.prev().expect("after version 0")).await?;
 //! assert_eq!(state.get("phase").as_deref().map(String::as_str), Some("parse"));
 //! assert_eq!(state.version().get(), 2);
 //! # Ok(())
@@ -174,7 +174,7 @@ pub use builder::{
     Builder, DEFAULT_CHANGE_STREAM_CAPACITY, DEFAULT_MAILBOX_CAPACITY, DEFAULT_MAX_HISTORY,
     MAX_CHANGE_STREAM_CAPACITY, MAX_MAILBOX_CAPACITY,
 };
-pub use error::{BuildError, Precondition, StateError, TransactionError};
+pub use error::{BuildError, Cause, Precondition, StateError, TransactionError};
 pub use histogram::Distribution;
 pub use history::{ChangeRecord, ChangeSet, Operation};
 pub use metrics::{Metrics, OperationCounts};

@@ -8,6 +8,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::error::Cause;
 use crate::error::StateError;
 use crate::snapshot::{missing_key, Snapshot};
 use crate::state::ThreadSafeState;
@@ -127,12 +128,13 @@ impl ThreadSafeState<Value> {
         let fields = match serde_json::to_value(model) {
             Ok(Value::Object(fields)) => fields,
             Ok(other) => {
-                return Err(mismatch(
-                    None,
-                    format!("a model must serialize to a JSON object, not {other}"),
-                ))
+                return Err(StateError::TypeMismatch {
+                    key: None,
+                    message: format!("a model must serialize to a JSON object, not {other}"),
+                    cause: None,
+                })
             }
-            Err(error) => return Err(mismatch(None, error.to_string())),
+            Err(error) => return Err(mismatch(None, error)),
         };
         self.update(fields).await
     }
@@ -160,7 +162,7 @@ impl ThreadSafeState<Value> {
     /// ```
     pub fn get_as<T: DeserializeOwned>(&self, key: &str) -> Result<T, StateError> {
         let value = self.get_required(key)?;
-        T::deserialize(&*value).map_err(|error| mismatch(Some(key), error.to_string()))
+        T::deserialize(&*value).map_err(|error| mismatch(Some(key), error))
     }
 }
 
@@ -195,7 +197,7 @@ impl Snapshot<Value> {
         let fields = MapDeserializer::<_, serde_json::Error>::new(
             self.iter().map(|(key, value)| (key, &**value)),
         );
-        M::deserialize(fields).map_err(|error| mismatch(None, error.to_string()))
+        M::deserialize(fields).map_err(|error| mismatch(None, error))
     }
 
     /// The value of `key` in this snapshot, deserialized into a `T`.
@@ -218,13 +220,14 @@ impl Snapshot<Value> {
     /// ```
     pub fn get_as<T: DeserializeOwned>(&self, key: &str) -> Result<T, StateError> {
         let value = self.get(key).ok_or_else(|| missing_key(self.map(), key))?;
-        T::deserialize(&*value).map_err(|error| mismatch(Some(key), error.to_string()))
+        T::deserialize(&*value).map_err(|error| mismatch(Some(key), error))
     }
 }
 
-fn mismatch(key: Option<&str>, message: String) -> StateError {
+fn mismatch(key: Option<&str>, error: serde_json::Error) -> StateError {
     StateError::TypeMismatch {
         key: key.map(str::to_owned),
-        message,
+        message: error.to_string(),
+        cause: Some(Cause::new(error)),
     }
 }

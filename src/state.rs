@@ -675,6 +675,39 @@ impl<V: Send + Sync + 'static> ThreadSafeState<V> {
         self.submit(Op::delete(key)?).await.map(|a| a.committed)
     }
 
+    /// [`delete`](Self::delete), returning the version the removal
+    /// committed instead of a `bool`: `Some(version)` if the key was
+    /// present, `None` (nothing committed) if it was not. Use it to chain a
+    /// compare-and-set or a wait on that version.
+    ///
+    /// # Errors
+    ///
+    /// As [`delete`](Self::delete).
+    ///
+    /// # Cancel safety
+    ///
+    /// As [`delete`](Self::delete).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use thread_safe_state::{ThreadSafeState, Version};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), thread_safe_state::StateError> {
+    /// let state = ThreadSafeState::new();
+    /// state.set("lock", 1).await?;
+    /// assert_eq!(state.remove("lock").await?, Some(Version::new(2)));
+    /// assert_eq!(state.remove("lock").await?, None);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn remove(&self, key: impl AsRef<str>) -> Result<Option<Version>, StateError> {
+        self.submit(Op::delete(key)?)
+            .await
+            .map(|a| a.committed.then_some(a.version))
+    }
+
     /// Remove every key, as one version. Clearing an empty state commits
     /// nothing.
     ///

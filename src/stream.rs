@@ -110,6 +110,36 @@ impl<V: Send + Sync + 'static> ThreadSafeState<V> {
     }
 }
 
+impl<V: Send + Sync + 'static> ThreadSafeState<V> {
+    /// Every commit from `first` on (`first` included):
+    /// [`changes_since`](Self::changes_since) the version before it. The
+    /// way to resume after [`StateError::Lagged`]: pass its `resume_from`.
+    ///
+    /// # Errors
+    ///
+    /// As [`changes_since`](Self::changes_since).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use thread_safe_state::{StateError, ThreadSafeState, Version};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), StateError> {
+    /// let state = ThreadSafeState::new();
+    /// state.set("a", 1).await?;
+    /// state.set("b", 2).await?;
+    /// // Say a consumer was told `Lagged { resume_from: 2 }`:
+    /// let mut resumed = state.changes_from(Version::new(2))?;
+    /// assert_eq!(resumed.next().await.unwrap()?.version, Version::new(2));
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn changes_from(&self, first: Version) -> Result<ChangeStream<V>, StateError> {
+        self.changes_since(first.prev().unwrap_or(Version::INITIAL))
+    }
+}
+
 /// The commits of a state after some version; made by
 /// [`ThreadSafeState::changes_since`].
 ///

@@ -69,9 +69,35 @@ impl Version {
     }
 
     /// The version after this one.
-    pub(crate) const fn next(self) -> Self {
-        // At one commit per nanosecond this overflows after 584 years.
+    ///
+    /// # Panics
+    ///
+    /// At `u64::MAX` (at one commit per nanosecond, after 584 years).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use thread_safe_state::Version;
+    /// assert_eq!(Version::INITIAL.next(), Version::new(1));
+    /// ```
+    pub const fn next(self) -> Self {
         Version(self.0 + 1)
+    }
+
+    /// The version before this one; `None` for [`Version::INITIAL`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use thread_safe_state::Version;
+    /// assert_eq!(Version::new(8).prev(), Some(Version::new(7)));
+    /// assert_eq!(Version::INITIAL.prev(), None);
+    /// ```
+    pub const fn prev(self) -> Option<Self> {
+        match self.0.checked_sub(1) {
+            Some(number) => Some(Version(number)),
+            None => None,
+        }
     }
 }
 

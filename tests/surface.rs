@@ -115,7 +115,7 @@ fn error_messages_say_what_happened_and_what_to_do() {
     let lagged = StateError::Lagged {
         resume_from: Version::new(8),
     };
-    assert!(lagged.to_string().ends_with("resume with changes_since(7)"));
+    assert!(lagged.to_string().ends_with("resume with changes_from(8)"));
     let future = StateError::FutureVersion {
         target: Version::new(9),
         current: Version::new(3),
@@ -127,6 +127,7 @@ fn error_messages_say_what_happened_and_what_to_do() {
     let mismatch = StateError::TypeMismatch {
         key: None,
         message: "missing field `x`".into(),
+        cause: None,
     };
     assert_eq!(
         mismatch.to_string(),
@@ -136,7 +137,12 @@ fn error_messages_say_what_happened_and_what_to_do() {
     let aborted: TransactionError<std::io::Error> =
         TransactionError::Aborted(std::io::Error::other("disk full"));
     assert_eq!(aborted.to_string(), "transaction aborted: disk full");
-    assert_eq!(aborted.source().unwrap().to_string(), "disk full");
+    // The abort error's message is part of this error's; it is not repeated
+    // as a source (which would print it twice in an error report).
+    assert!(aborted.source().is_none());
+    // Any printable abort type makes an `Error`, `&str` included.
+    let boxed: Box<dyn std::error::Error> = Box::new(TransactionError::<&str>::Aborted("no funds"));
+    assert_eq!(boxed.to_string(), "transaction aborted: no funds");
     let refused: TransactionError<std::io::Error> = StateError::Closed.into();
     assert_eq!(refused.to_string(), StateError::Closed.to_string());
     assert!(refused.source().is_some());
