@@ -571,6 +571,7 @@ impl<V> ThreadSafeState<V> {
             changed_by: self.changed_by.clone(),
             reply,
             sent_at: std::time::Instant::now(),
+            span: tracing::Span::current(),
         }
     }
 }

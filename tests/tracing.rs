@@ -1,6 +1,6 @@
 //! Tracing: a debug span per commit with its version, keys and agent; an
-//! info event for a rollback; a warning for a failed command, and only a
-//! debug event for a lost compare-and-set.
+//! info event for a rollback; failed commands only at debug level (their
+//! error is the reply), a lost compare-and-set included.
 
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -140,6 +140,8 @@ pub(crate) struct Command<V> {
     pub(crate) reply: oneshot::Sender<Reply>,
     /// When the caller handed it over, for the write-latency histogram.
     pub(crate) sent_at: std::time::Instant,
+    /// The caller's span, entered while the writer applies the command.
+    pub(crate) span: tracing::Span,
 }
 
 /// Checks a key before it is sent, so a bad key never reaches the writer.

@@ -102,7 +102,10 @@ impl<V> Committer<V> {
         let mut answers = std::mem::take(&mut self.answers);
         for command in commands {
             self.counts.wrote(command.op.kind());
-            let reply = self.apply(command.op, command.changed_by);
+            // The caller's span: what the writer does for this command shows
+            // in the trace under whoever caused it.
+            let (op, changed_by) = (command.op, command.changed_by);
+            let reply = command.span.in_scope(|| self.apply(op, changed_by));
             answers.push((command.reply, reply, command.sent_at));
         }
         #[cfg(thread_safe_state_loom)]
