@@ -128,6 +128,33 @@ impl<V: Send + Sync + 'static> Blocking<'_, V> {
         self.submit(Op::delete(key)?).map(|a| a.committed)
     }
 
+    /// Blocking [`ThreadSafeState::close`].
+    ///
+    /// # Errors
+    ///
+    /// As [`ThreadSafeState::close`].
+    ///
+    /// # Panics
+    ///
+    /// Inside an async execution context.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let runtime = tokio::runtime::Runtime::new().unwrap();
+    /// # let state = runtime.block_on(async { thread_safe_state::ThreadSafeState::new() });
+    /// state.blocking().set("k", 1)?;
+    /// state.blocking().close()?;
+    /// assert!(state.blocking().set("k", 2).is_err());
+    /// # Ok::<(), thread_safe_state::StateError>(())
+    /// ```
+    pub fn close(&self) -> Result<(), StateError> {
+        match self.submit(Op::Close) {
+            Ok(_) | Err(StateError::Closed) => Ok(()),
+            Err(other) => Err(other),
+        }
+    }
+
     /// Blocking [`ThreadSafeState::remove`].
     ///
     /// # Errors

@@ -330,9 +330,63 @@ impl<V: Send + Sync + 'static> Builder<V> {
     pub fn try_build(self) -> Result<ThreadSafeState<V>, BuildError> {
         self.check()?;
         let runtime = tokio::runtime::Handle::try_current().map_err(|_| BuildError::NoRuntime)?;
+        self.try_build_on(&runtime)
+    }
+
+    /// Builds the state with its writer task spawned on `runtime`, from any
+    /// thread, inside a runtime or not. The state lives as long as that
+    /// runtime does: pick the one that outlives every user of the state
+    /// (the application's main runtime, not a test's or a request's).
+    ///
+    /// # Errors
+    ///
+    /// As [`try_build`](Self::try_build), except
+    /// [`BuildError::NoRuntime`], which cannot happen.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use thread_safe_state::ThreadSafeState;
+    ///
+    /// let runtime = tokio::runtime::Runtime::new().unwrap();
+    /// // Built from plain code, outside any runtime.
+    /// let state = ThreadSafeState::builder()
+    ///     .initial_state([("phase", 1)])
+    ///     .try_build_on(runtime.handle())
+    ///     .unwrap();
+    /// state.blocking().set("phase", 2).unwrap();
+    /// assert_eq!(state.get("phase").as_deref(), Some(&2));
+    /// ```
+    pub fn try_build_on(
+        self,
+        runtime: &tokio::runtime::Handle,
+    ) -> Result<ThreadSafeState<V>, BuildError> {
+        self.check()?;
         let (state, writer) = self.assemble();
         runtime.spawn(writer.run());
         Ok(state)
+    }
+
+    /// [`try_build_on`](Self::try_build_on), panicking on a bad
+    /// configuration.
+    ///
+    /// # Panics
+    ///
+    /// With the [`BuildError`] message when `try_build_on` would fail.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use thread_safe_state::ThreadSafeState;
+    ///
+    /// let runtime = tokio::runtime::Runtime::new().unwrap();
+    /// let state = ThreadSafeState::<u8>::builder().build_on(runtime.handle());
+    /// assert!(state.is_empty());
+    /// ```
+    #[track_caller]
+    pub fn build_on(self, runtime: &tokio::runtime::Handle) -> ThreadSafeState<V> {
+        self.try_build_on(runtime)
+            .unwrap_or_else(|error| panic!("{error}"))
     }
 
     pub(crate) fn check(&self) -> Result<(), BuildError> {

@@ -41,12 +41,16 @@ pub(crate) enum Op<V> {
         expected: Precondition,
     },
     Transaction(TransactionFn<V>),
+    /// Stop taking commands, answer every queued one, then answer this.
+    Close,
 }
 
 impl<V> Op<V> {
-    /// The operation, for the per-operation write counts.
-    pub(crate) fn kind(&self) -> OpKind {
-        match self {
+    /// The operation, for the per-operation write counts (`Close` is not a
+    /// write).
+    pub(crate) fn kind(&self) -> Option<OpKind> {
+        Some(match self {
+            Op::Close => return None,
             Op::Set { .. } => OpKind::Set,
             Op::Update(_) => OpKind::Update,
             Op::Delete(_) => OpKind::Delete,
@@ -57,7 +61,7 @@ impl<V> Op<V> {
             Op::SetIf { .. } => OpKind::SetIf,
             Op::DeleteIf { .. } => OpKind::DeleteIf,
             Op::Transaction(_) => OpKind::Transaction,
-        }
+        })
     }
 
     pub(crate) fn set(key: impl AsRef<str>, value: V) -> Result<Self, StateError> {

@@ -64,6 +64,8 @@ pub(crate) struct Committer<V> {
     /// What the group replaced or evicted, dropped after the replies.
     retired: Retired<V>,
     feed: Feed<V>,
+    /// Callers of `close`, answered when the writer stops.
+    close_requests: Vec<oneshot::Sender<Reply>>,
     /// The group's statistics, added to the shared counters once the group
     /// is published, so `metrics()` never counts what `version()` does not
     /// show.
@@ -89,6 +91,7 @@ impl<V> Committer<V> {
             retired: Retired::new(),
             feed,
             counts: GroupCounts::default(),
+            close_requests: Vec::new(),
             shared,
             #[cfg(thread_safe_state_loom)]
             broken_order: BrokenOrder::None,
@@ -101,7 +104,14 @@ impl<V> Committer<V> {
         let started = Instant::now();
         let mut answers = std::mem::take(&mut self.answers);
         for command in commands {
-            self.counts.wrote(command.op.kind());
+            if matches!(command.op, Op::Close) {
+                // Answered by the writer loop once the mailbox is drained.
+                self.close_requests.push(command.reply);
+                continue;
+            }
+            if let Some(kind) = command.op.kind() {
+                self.counts.wrote(kind);
+            }
             // The caller's span: what the writer does for this command shows
             // in the trace under whoever caused it.
             let (op, changed_by) = (command.op, command.changed_by);
@@ -123,6 +133,23 @@ impl<V> Committer<V> {
         // Keep the buffer's allocation for the next group.
         self.answers = answers;
         self.retired.drop_all();
+    }
+
+    /// Whether a caller asked the writer to close.
+    pub(crate) fn close_requested(&self) -> bool {
+        !self.close_requests.is_empty()
+    }
+
+    /// Tell every caller of `close` that the writer has answered everything
+    /// and stopped.
+    pub(crate) fn answer_close_requests(&mut self) {
+        let done = Applied {
+            version: self.version,
+            committed: false,
+        };
+        for caller in self.close_requests.drain(..) {
+            let _ = caller.send(Ok(done));
+        }
     }
 
     /// Answer the group's callers, and record the group's figures: its
@@ -183,6 +210,8 @@ impl<V> Committer<V> {
     fn apply(&mut self, op: Op<V>, changed_by: Option<Arc<str>>) -> Reply {
         let next = self.version.next();
         let written: Written<V> = match op {
+            // Taken out in `commit_batch`; harmless if it ever got here.
+            Op::Close => return Ok(self.unchanged()),
             Op::Rollback(target) => self
                 .rollback(target, next)
                 .map(|changes| (Operation::Rollback, changes)),

@@ -60,6 +60,11 @@ impl<V> Writer<V> {
         let mut batch = Vec::with_capacity(MAX_BATCH);
         while self.inbox.recv_many(&mut batch, MAX_BATCH).await > 0 {
             self.committer.commit_batch(batch.drain(..));
+            if self.committer.close_requested() {
+                // No new command gets in; the queued ones are still
+                // received, applied and answered before the loop ends.
+                self.inbox.close();
+            }
             // The callers just answered were woken onto this worker, the
             // last one into its LIFO slot, which no other worker can steal.
             // If more commands are already queued we would keep the worker
@@ -70,7 +75,8 @@ impl<V> Writer<V> {
             }
         }
         self.finished = true;
-        tracing::debug!("every handle dropped; writer task stopped");
+        self.committer.answer_close_requests();
+        tracing::debug!("writer task stopped: closed, or every handle dropped");
     }
 
     /// The same loop, stopping after `commands` commands and keeping the
