@@ -6,8 +6,11 @@
 //! recorder is installed then: install the recorder first. The writer
 //! updates them after each group is published, from the same figures
 //! `metrics()` reads; nothing is added to the read path (read counts are
-//! exported as absolute values from their per-thread shards, by the
-//! writer, after each group).
+//! summed from their per-thread shards by the writer, after each group).
+//! Counters are *incremented* by what changed since the last export, so
+//! states that share a name (by default every state is named "") add up
+//! in one series instead of overwriting each other; the version gauge of a
+//! shared name shows whichever state published last.
 //!
 //! | name | kind | labels |
 //! | --- | --- | --- |
@@ -26,15 +29,40 @@ use std::time::Duration;
 use metrics::{counter, gauge, histogram, Counter, Gauge, Histogram};
 
 use crate::metrics::{Counters, OperationCounts, ReadKind};
+use crate::sync::{StatCounter, StatOrdering};
 use crate::Version;
+
+/// A facade counter, and the total this state last exported to it.
+struct Exported {
+    handle: Counter,
+    last: StatCounter,
+}
+
+impl Exported {
+    fn new(handle: Counter) -> Self {
+        Self {
+            handle,
+            last: StatCounter::new(0),
+        }
+    }
+
+    /// Add what `total` gained since the last export. Writer only.
+    fn export(&self, total: u64) {
+        let last = self.last.load(StatOrdering::Relaxed);
+        if total > last {
+            self.handle.increment(total - last);
+            self.last.store(total, StatOrdering::Relaxed);
+        }
+    }
+}
 
 /// The facade handles of one state.
 pub(crate) struct Exporter {
-    reads: [Counter; 3],
-    writes: [Counter; 10],
-    commits: Counter,
-    failed: Counter,
-    rollbacks: Counter,
+    reads: [Exported; 3],
+    writes: [Exported; 10],
+    commits: Exported,
+    failed: Exported,
+    rollbacks: Exported,
     version: Gauge,
     write_latency: Histogram,
     commit_time: Histogram,
@@ -45,8 +73,16 @@ impl Exporter {
     /// Register this state's handles, labelled `state = name`.
     pub(crate) fn new(name: &str) -> Self {
         let state = name.to_owned();
-        let read = |kind: &'static str| counter!("thread_safe_state_reads_total", "state" => state.clone(), "kind" => kind);
-        let write = |operation: &'static str| counter!("thread_safe_state_writes_total", "state" => state.clone(), "operation" => operation);
+        let read = |kind: &'static str| {
+            Exported::new(
+                counter!("thread_safe_state_reads_total", "state" => state.clone(), "kind" => kind),
+            )
+        };
+        let write = |operation: &'static str| {
+            Exported::new(
+                counter!("thread_safe_state_writes_total", "state" => state.clone(), "operation" => operation),
+            )
+        };
         Self {
             reads: [read("get"), read("snapshot"), read("other")],
             writes: [
@@ -61,9 +97,15 @@ impl Exporter {
                 write("delete_if"),
                 write("transaction"),
             ],
-            commits: counter!("thread_safe_state_commits_total", "state" => state.clone()),
-            failed: counter!("thread_safe_state_failed_commands_total", "state" => state.clone()),
-            rollbacks: counter!("thread_safe_state_rollbacks_total", "state" => state.clone()),
+            commits: Exported::new(
+                counter!("thread_safe_state_commits_total", "state" => state.clone()),
+            ),
+            failed: Exported::new(
+                counter!("thread_safe_state_failed_commands_total", "state" => state.clone()),
+            ),
+            rollbacks: Exported::new(
+                counter!("thread_safe_state_rollbacks_total", "state" => state.clone()),
+            ),
             version: gauge!("thread_safe_state_version", "state" => state.clone()),
             write_latency: histogram!("thread_safe_state_write_latency_seconds", "state" => state.clone()),
             commit_time: histogram!("thread_safe_state_commit_seconds", "state" => state.clone()),
@@ -85,7 +127,7 @@ impl Exporter {
                 .iter()
                 .zip([ReadKind::Get, ReadKind::Snapshot, ReadKind::Other])
         {
-            handle.absolute(counters.reads.sum(kind));
+            handle.export(counters.reads.sum(kind));
         }
         let OperationCounts {
             set,
@@ -112,10 +154,10 @@ impl Exporter {
             transaction,
         ];
         for (handle, count) in self.writes.iter().zip(by_operation) {
-            handle.absolute(count);
+            handle.export(count);
         }
-        self.commits.absolute(Counters::load(&counters.commits));
-        self.failed.absolute(Counters::load(&counters.failed));
-        self.rollbacks.absolute(Counters::load(&counters.rollbacks));
+        self.commits.export(Counters::load(&counters.commits));
+        self.failed.export(Counters::load(&counters.failed));
+        self.rollbacks.export(Counters::load(&counters.rollbacks));
     }
 }

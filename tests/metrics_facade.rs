@@ -179,3 +179,41 @@ fn an_installed_recorder_sees_every_figure() {
         4
     );
 }
+
+/// Review (break round): states that share a name (the default is "")
+/// share their exported series; the counters must add up, not overwrite
+/// each other (a counter that falls reads as a reset to Prometheus).
+#[test]
+fn states_sharing_a_name_add_up_in_their_counters() {
+    let recorder = TestRecorder::default();
+    metrics::with_local_recorder(&recorder, || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            let a = ThreadSafeState::new();
+            let b = ThreadSafeState::new();
+            for i in 0..3 {
+                a.set("k", i).await.unwrap();
+            }
+            b.set("k", 0).await.unwrap();
+            let _ = a.get("k");
+            let _ = b.get("k");
+            a.set("k", 9).await.unwrap(); // exports a's read
+            b.set("k", 9).await.unwrap(); // and b's
+        });
+    });
+    let seen = recorder.0.lock().unwrap();
+    let counter = |name: &str| seen.counters.get(name).copied();
+    assert_eq!(
+        counter("thread_safe_state_writes_total{operation=set,state=}"),
+        Some(6),
+        "{:?}",
+        seen.counters
+    );
+    assert_eq!(counter("thread_safe_state_commits_total{state=}"), Some(6));
+    assert_eq!(
+        counter("thread_safe_state_reads_total{kind=get,state=}"),
+        Some(2)
+    );
+}

@@ -454,8 +454,12 @@ impl<V> Committer<V> {
         drop(snapshot);
         let writes = match outcome {
             Ok(Some(writes)) => writes,
-            // Aborted: the caller finds its error in its abort slot.
-            Ok(None) => return Ok(Vec::new()),
+            // Aborted: the caller finds its error in its abort slot. It is
+            // a failed command all the same (`Metrics::failed_commands`).
+            Ok(None) => {
+                self.counts.failed += 1;
+                return Ok(Vec::new());
+            }
             Err(payload) => {
                 return Err(StateError::TransactionPanicked {
                     message: panic_message(payload.as_ref()),
