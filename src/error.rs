@@ -31,6 +31,7 @@ pub(crate) const LISTED_KEYS: usize = 10;
 #[derive(Clone)]
 pub struct Cause(std::sync::Arc<dyn std::error::Error + Send + Sync>);
 
+#[cfg_attr(not(feature = "models"), allow(dead_code))] // only models make a cause today
 impl Cause {
     pub(crate) fn new(error: impl std::error::Error + Send + Sync + 'static) -> Self {
         Cause(std::sync::Arc::new(error))

@@ -77,9 +77,21 @@
 //!   commit after a version, history first, then live.
 //! - [`snapshot_at`](ThreadSafeState::snapshot_at): the state at any
 //!   retained version.
-//! - Typed models over `serde_json::Value` state: [`AgentCoordinationState`],
-//!   [`CodeGenerationState`], [`load_model`](ThreadSafeState::load_model),
-//!   [`get_as`](ThreadSafeState::get_as), [`Snapshot::to_model`].
+//! - Typed models over `serde_json::Value` state (cargo feature `models`,
+//!   on by default): `AgentCoordinationState`, `CodeGenerationState`,
+//!   `load_model`, `get_as`, `Snapshot::to_model`.
+//!
+//! # Cargo features, MSRV, runtime
+//!
+//! - `models` (default): the typed models over `serde_json::Value` state;
+//!   without it the crate does not depend on `serde_json`.
+//! - `metrics`: publish [`Metrics`] through the `metrics` facade.
+//!
+//! The minimum supported Rust version is 1.88, and CI builds and tests
+//! with exactly that toolchain. The writer is a tokio task: build a state
+//! inside a tokio runtime ([`ThreadSafeState::new`], [`Builder::build`]) or
+//! hand it one ([`Builder::build_on`]); reads need no runtime, and
+//! [`blocking`](ThreadSafeState::blocking) writes work from plain threads.
 //!
 //! # Observing it
 //!
@@ -151,6 +163,7 @@ mod map;
 mod metrics;
 #[cfg(feature = "metrics")]
 mod metrics_export;
+#[cfg(feature = "models")]
 mod models;
 mod recovery;
 mod shared;
@@ -178,6 +191,7 @@ pub use error::{BuildError, Cause, Precondition, StateError, TransactionError};
 pub use histogram::Distribution;
 pub use history::{ChangeRecord, ChangeSet, Operation};
 pub use metrics::{Metrics, OperationCounts};
+#[cfg(feature = "models")]
 pub use models::{AgentCoordinationState, CodeGenerationState};
 pub use snapshot::{Entry, Snapshot};
 pub use state::ThreadSafeState;
