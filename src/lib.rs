@@ -177,6 +177,11 @@ mod version;
 mod waiting;
 mod writer;
 
+/// Every code block of README.md, compiled and run as a doctest.
+#[cfg(all(doctest, feature = "models"))]
+#[doc = include_str!("../README.md")]
+mod readme {}
+
 #[cfg(thread_safe_state_loom)]
 #[doc(hidden)]
 #[path = "loom_hooks.rs"]
