@@ -173,3 +173,28 @@ async fn parallel_agents_record_every_completion() {
     );
     assert_eq!(state.version(), Version::new(11));
 }
+
+#[tokio::test]
+async fn a_type_mismatch_keeps_serdes_error_as_its_source() {
+    use std::error::Error as _;
+    let state = ThreadSafeState::new();
+    state
+        .set("count", serde_json::json!("three"))
+        .await
+        .unwrap();
+    let error = state.get_as::<u32>("count").unwrap_err();
+    let StateError::TypeMismatch { cause, .. } = &error else {
+        panic!("{error:?}")
+    };
+    let cause = cause.clone().expect("serde's error");
+    assert!(cause.to_string().contains("invalid type"), "{cause}");
+    assert!(format!("{cause:?}").contains("invalid type"), "{cause:?}");
+    assert!(cause.source().is_none());
+    assert_eq!(
+        error.source().map(ToString::to_string),
+        Some(cause.to_string())
+    );
+    // Clones compare equal; so do two errors with the same message.
+    assert_eq!(error.clone(), error);
+    assert_eq!(state.get_as::<u32>("count").unwrap_err(), error);
+}
