@@ -14,8 +14,8 @@ use std::time::Instant;
 
 use serde_json::{json, Value};
 use thread_safe_state::{
-    AgentCoordinationState, CodeGenerationState, Precondition, StateError, ThreadSafeState,
-    Version, Write,
+    AgentCoordinationState, CodeGenerationState, Modification, Precondition, StateError,
+    ThreadSafeState, Version, Write,
 };
 
 const CONTRACTS: [&str; 3] = ["user.yaml", "order.yaml", "invoice.yaml"];
@@ -30,10 +30,14 @@ async fn push(
     state
         .modify(key, move |list| {
             let mut list = list.cloned().unwrap_or_else(|| json!([]));
-            list.as_array_mut()?.push(item);
-            Some(list)
+            let Some(items) = list.as_array_mut() else {
+                return Modification::Keep; // not a list: leave it alone
+            };
+            items.push(item);
+            Modification::Set(list)
         })
         .await
+        .map(|modified| modified.version)
 }
 
 fn list_len(value: Option<&Value>) -> usize {

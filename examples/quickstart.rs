@@ -4,7 +4,7 @@
 //! Run with `cargo run --example quickstart`.
 
 use serde_json::{json, Value};
-use thread_safe_state::{StateError, ThreadSafeState};
+use thread_safe_state::{Modification, StateError, ThreadSafeState};
 
 #[tokio::main]
 async fn main() -> Result<(), StateError> {
@@ -28,8 +28,11 @@ async fn main() -> Result<(), StateError> {
                 agent
                     .modify("completed_agents", move |done| {
                         let mut done = done.cloned().unwrap_or_else(|| json!([]));
-                        done.as_array_mut()?.push(json!(i));
-                        Some(done)
+                        let Some(list) = done.as_array_mut() else {
+                            return Modification::Keep; // not a list: leave it alone
+                        };
+                        list.push(json!(i));
+                        Modification::Set(done)
                     })
                     .await
             })

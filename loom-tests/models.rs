@@ -19,7 +19,7 @@ use loom::sync::atomic::{AtomicU64, Ordering};
 use loom::sync::Arc;
 use loom::thread;
 use thread_safe_state::__loom::{check_before_listen, state_and_writer, LoomWriter};
-use thread_safe_state::{StateError, ThreadSafeState, Version};
+use thread_safe_state::{Modification, StateError, ThreadSafeState, Version};
 
 /// `loom::model`, reporting how many interleavings it explored and how long
 /// that took, so a model that stops exploring is noticed.
@@ -326,12 +326,12 @@ fn model_5_no_lost_update() {
     model("5 no-lost-update", || {
         let (state, writer) = new_state(4);
         let writer = spawn_writer(writer);
-        let increment = |n: Option<&u64>| Some(n.copied().unwrap_or(0) + 1);
+        let increment = |n: Option<&u64>| Modification::Set(n.copied().unwrap_or(0) + 1);
         let other = {
             let state = state.clone();
-            thread::spawn(move || block_on(state.modify("n", increment)).unwrap())
+            thread::spawn(move || block_on(state.modify("n", increment)).unwrap().version)
         };
-        let mine = block_on(state.modify("n", increment)).unwrap();
+        let mine = block_on(state.modify("n", increment)).unwrap().version;
         let theirs = other.join().unwrap();
         assert_ne!(mine, theirs);
         assert_eq!(state.get("n").as_deref(), Some(&2));

@@ -3,6 +3,7 @@
 use std::fmt;
 
 use crate::error::{Precondition, StateError, TransactionError};
+use crate::modify::{Modification, Modified};
 use crate::recovery;
 use crate::snapshot::Snapshot;
 use crate::state::ThreadSafeState;
@@ -27,7 +28,7 @@ use crate::Version;
 /// # Examples
 ///
 /// ```
-/// use thread_safe_state::ThreadSafeState;
+/// use thread_safe_state::{Modification, ThreadSafeState};
 ///
 /// let runtime = tokio::runtime::Runtime::new().unwrap();
 /// let state = runtime.block_on(async { ThreadSafeState::<u64>::new() });
@@ -37,7 +38,7 @@ use crate::Version;
 ///         let state = state.clone();
 ///         std::thread::spawn(move || {
 ///             for _ in 0..10 {
-///                 state.blocking().modify("count", |n| Some(n.copied().unwrap_or(0) + 1)).unwrap();
+///                 state.blocking().modify("count", |n| Modification::Set(n.copied().unwrap_or(0) + 1)).unwrap();
 ///             }
 ///         })
 ///     })
@@ -217,17 +218,22 @@ impl<V: Send + Sync + 'static> Blocking<'_, V> {
     /// # Examples
     ///
     /// ```
+    /// use thread_safe_state::Modification;
     /// # let runtime = tokio::runtime::Runtime::new().unwrap();
     /// # let state = runtime.block_on(async { thread_safe_state::ThreadSafeState::new() });
-    /// state.blocking().modify("n", |n| Some(n.copied().unwrap_or(0) + 1))?;
+    ///
+    /// let modified = state.blocking().modify("n", |n| Modification::Set(n.copied().unwrap_or(0) + 1))?;
+    /// assert_eq!(modified.value.as_deref(), Some(&1));
     /// assert_eq!(state.get("n").as_deref(), Some(&1));
     /// # Ok::<(), thread_safe_state::StateError>(())
     /// ```
-    pub fn modify<F>(&self, key: impl AsRef<str>, f: F) -> Result<Version, StateError>
+    pub fn modify<F>(&self, key: impl AsRef<str>, f: F) -> Result<Modified<V>, StateError>
     where
-        F: FnOnce(Option<&V>) -> Option<V> + Send + 'static,
+        F: FnOnce(Option<&V>) -> Modification<V> + Send + 'static,
     {
-        self.submit(Op::modify(key, f)?).map(|a| a.version)
+        let (op, value) = Op::modify(key, f)?;
+        let applied = self.submit(op)?;
+        Ok(value.into_modified(applied.version, applied.committed))
     }
 
     /// Blocking [`ThreadSafeState::retain`].

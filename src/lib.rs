@@ -28,7 +28,8 @@
 //!   that of its newest history record; a rollback writes the keys it
 //!   changes at its own version, so stale compare-and-set tokens fail.
 //! - **Atomic read-modify-write** with [`modify`](ThreadSafeState::modify),
-//!   which runs the closure in the writer. A [`get`](ThreadSafeState::get)
+//!   which runs the closure in the writer; the closure names its outcome
+//!   ([`Modification`]: set, delete, or keep without committing). A [`get`](ThreadSafeState::get)
 //!   followed by a [`set`](ThreadSafeState::set) is *not* atomic: under
 //!   concurrency it loses updates.
 //! - **Bounded memory.** The history keeps the last `max_history` commits
@@ -165,6 +166,7 @@ mod metrics;
 mod metrics_export;
 #[cfg(feature = "models")]
 mod models;
+mod modify;
 mod recovery;
 mod shared;
 mod snapshot;
@@ -198,6 +200,7 @@ pub use history::{ChangeRecord, ChangeSet, Operation};
 pub use metrics::{Metrics, OperationCounts};
 #[cfg(feature = "models")]
 pub use models::{AgentCoordinationState, CodeGenerationState};
+pub use modify::{Modification, Modified};
 pub use snapshot::{Entry, Snapshot};
 pub use state::ThreadSafeState;
 pub use stream::ChangeStream;

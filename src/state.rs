@@ -8,6 +8,7 @@ use crate::builder::Builder;
 use crate::error::StateError;
 use crate::history::ChangeRecord;
 use crate::metrics::{Counters, Metrics, ReadKind};
+use crate::modify::{Modification, Modified};
 use crate::shared::Shared;
 use crate::snapshot::{missing_key, Snapshot, SnapshotInner};
 use crate::subscriber::Subscriber;
@@ -34,7 +35,7 @@ use crate::Version;
 /// # Examples
 ///
 /// ```
-/// use thread_safe_state::ThreadSafeState;
+/// use thread_safe_state::{Modification, ThreadSafeState};
 ///
 /// # #[tokio::main]
 /// # async fn main() -> Result<(), thread_safe_state::StateError> {
@@ -42,7 +43,7 @@ use crate::Version;
 /// let tasks: Vec<_> = (0..5)
 ///     .map(|i| {
 ///         let agent = state.for_agent(format!("agent-{i}"));
-///         tokio::spawn(async move { agent.modify("done", |n| Some(n.copied().unwrap_or(0) + 1)).await })
+///         tokio::spawn(async move { agent.modify("done", |n| Modification::Set(n.copied().unwrap_or(0) + 1)).await })
 ///     })
 ///     .collect();
 /// for task in tasks {
@@ -739,10 +740,19 @@ impl<V: Send + Sync + 'static> ThreadSafeState<V> {
         self.submit(Op::Clear).await.map(|a| a.version)
     }
 
-    /// Atomically replace `key`'s value with `f(current)`, run in the writer
-    /// task so no other write can come between the read and the write.
-    /// Returning `None` deletes the key. When nothing changes (`None` for an
-    /// absent key) no version is committed and the current one is returned.
+    /// Atomically read-modify-write `key`: `f` gets the current value
+    /// (`None` if absent) and decides, run in the writer task so no other
+    /// write can come between the read and the write:
+    ///
+    /// - [`Modification::Set`] writes its value and commits a new version;
+    /// - [`Modification::Delete`] removes the key (a new version if it was
+    ///   present; nothing is committed if it was absent);
+    /// - [`Modification::Keep`] commits nothing: the version, and every
+    ///   compare-and-set token taken before, stay valid.
+    ///
+    /// The answer, [`Modified`], says whether a version was committed, the
+    /// version (the new one, else the current one) and the key's value
+    /// after the command (for `Set`, the very `Arc` that readers get).
     ///
     /// This is the fix for the lost update of `get` then `set`. Keep `f`
     /// short: the writer runs nothing else while it runs. `f`'s captures
@@ -753,7 +763,8 @@ impl<V: Send + Sync + 'static> ThreadSafeState<V> {
     /// # Errors
     ///
     /// [`StateError::ModifyPanicked`] if `f` panics (the state, its version
-    /// and the writer are untouched and keep serving);
+    /// and the writer are untouched and keep serving; other commands are
+    /// unaffected);
     /// [`StateError::EmptyKey`] for an empty key; [`StateError::Closed`] if
     /// the writer task has stopped.
     ///
@@ -765,22 +776,32 @@ impl<V: Send + Sync + 'static> ThreadSafeState<V> {
     /// # Examples
     ///
     /// ```
-    /// use thread_safe_state::ThreadSafeState;
+    /// use thread_safe_state::{Modification, ThreadSafeState};
     ///
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> Result<(), thread_safe_state::StateError> {
     /// let state = ThreadSafeState::new();
-    /// state.modify("completed", |n| Some(n.copied().unwrap_or(0) + 1)).await?;
-    /// state.modify("completed", |n| Some(n.copied().unwrap_or(0) + 1)).await?;
+    /// let increment = |n: Option<&u32>| Modification::Set(n.copied().unwrap_or(0) + 1);
+    /// state.modify("completed", increment).await?;
+    /// let done = state.modify("completed", increment).await?;
+    /// assert_eq!(done.value.as_deref(), Some(&2));
+    /// assert_eq!(done.version, state.version());
+    ///
+    /// // Keep commits nothing.
+    /// let kept = state.modify("completed", |_| Modification::Keep).await?;
+    /// assert!(!kept.committed);
+    /// assert_eq!(kept.version, done.version);
     /// assert_eq!(state.get("completed").as_deref(), Some(&2));
     /// # Ok(())
     /// # }
     /// ```
-    pub async fn modify<F>(&self, key: impl AsRef<str>, f: F) -> Result<Version, StateError>
+    pub async fn modify<F>(&self, key: impl AsRef<str>, f: F) -> Result<Modified<V>, StateError>
     where
-        F: FnOnce(Option<&V>) -> Option<V> + Send + 'static,
+        F: FnOnce(Option<&V>) -> Modification<V> + Send + 'static,
     {
-        self.submit(Op::modify(key, f)?).await.map(|a| a.version)
+        let (op, value) = Op::modify(key, f)?;
+        let applied = self.submit(op).await?;
+        Ok(value.into_modified(applied.version, applied.committed))
     }
 
     /// Keep only `keys` and remove every other key, as one version (the

@@ -7,7 +7,7 @@ mod common;
 use common::{queued, Gate};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
-use thread_safe_state::ThreadSafeState;
+use thread_safe_state::{Modification, ThreadSafeState};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_last_caller_of_a_group_resumes_before_the_next_group_ends() {
@@ -19,7 +19,7 @@ async fn the_last_caller_of_a_group_resumes_before_the_next_group_ends() {
     let fast = tokio::spawn(async move {
         s.modify("fast", move |_| {
             next_queued_rx.recv().unwrap();
-            Some(1)
+            Modification::Set(1)
         })
         .await
         .unwrap();
@@ -35,7 +35,7 @@ async fn the_last_caller_of_a_group_resumes_before_the_next_group_ends() {
     let slow = tokio::spawn(async move {
         s.modify("slow", |_| {
             std::thread::sleep(Duration::from_millis(1000));
-            Some(2)
+            Modification::Set(2)
         })
         .await
     });

@@ -1,7 +1,7 @@
 //! Bad input: each gets a typed error or a documented behaviour, and none
 //! corrupts the state (the next write and read work as usual).
 
-use thread_safe_state::{BuildError, StateError, ThreadSafeState, Version};
+use thread_safe_state::{BuildError, Modification, StateError, ThreadSafeState, Version};
 
 /// After any rejected input the state still serves reads and writes.
 async fn still_serves(state: &ThreadSafeState<Vec<u8>>) {
@@ -20,7 +20,13 @@ async fn empty_keys_are_rejected_everywhere() {
         Err(StateError::EmptyKey)
     );
     assert_eq!(state.delete("").await, Err(StateError::EmptyKey));
-    assert_eq!(state.modify("", |_| None).await, Err(StateError::EmptyKey));
+    assert_eq!(
+        state
+            .modify("", |_| Modification::Delete)
+            .await
+            .map(|modified| modified.version),
+        Err(StateError::EmptyKey)
+    );
     assert!(state.get("").is_none());
     assert_eq!(state.version(), Version::INITIAL);
     still_serves(&state).await;

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use thread_safe_state::{BuildError, StateError, ThreadSafeState, Version};
+use thread_safe_state::{BuildError, Modification, StateError, ThreadSafeState, Version};
 
 #[tokio::test]
 async fn set_then_get_returns_the_value() {
@@ -73,7 +73,12 @@ async fn every_write_adds_exactly_one_version() {
     assert!(state.delete("a").await.unwrap());
     assert_eq!(state.version(), Version::new(3));
     assert_eq!(
-        state.modify("b", |v| v.map(|v| v + 1)).await.unwrap(),
+        state
+            .modify("b", |v| v
+                .map_or(Modification::Keep, |v| Modification::Set(v + 1)))
+            .await
+            .unwrap()
+            .version,
         Version::new(4)
     );
     assert_eq!(state.clear().await.unwrap(), Version::new(5));
@@ -89,7 +94,11 @@ async fn no_op_writes_commit_nothing() {
         Version::INITIAL
     );
     assert_eq!(
-        state.modify("absent", |_| None).await.unwrap(),
+        state
+            .modify("absent", |_| Modification::Delete)
+            .await
+            .unwrap()
+            .version,
         Version::INITIAL
     );
     assert_eq!(state.retain(["anything"]).await.unwrap(), Version::INITIAL);
@@ -187,7 +196,10 @@ async fn empty_keys_are_rejected_and_nothing_is_written() {
     );
     assert_eq!(state.delete("").await, Err(StateError::EmptyKey));
     assert_eq!(
-        state.modify("", |_| Some(1)).await,
+        state
+            .modify("", |_| Modification::Set(1))
+            .await
+            .map(|modified| modified.version),
         Err(StateError::EmptyKey)
     );
     assert!(state.is_empty());
@@ -195,14 +207,14 @@ async fn empty_keys_are_rejected_and_nothing_is_written() {
 }
 
 #[tokio::test]
-async fn modify_reads_and_writes_atomically_and_none_deletes() {
+async fn modify_reads_and_writes_atomically_and_delete_deletes() {
     let state = ThreadSafeState::new();
     state
-        .modify("n", |n| Some(n.copied().unwrap_or(10) * 2))
+        .modify("n", |n| Modification::Set(n.copied().unwrap_or(10) * 2))
         .await
         .unwrap();
     assert_eq!(state.get("n").as_deref(), Some(&20));
-    state.modify("n", |_| None).await.unwrap();
+    state.modify("n", |_| Modification::Delete).await.unwrap();
     assert!(!state.contains_key("n"));
 }
 

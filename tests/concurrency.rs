@@ -3,11 +3,11 @@
 
 use std::sync::Arc;
 
-use thread_safe_state::{ThreadSafeState, Version};
+use thread_safe_state::{Modification, ThreadSafeState, Version};
 use tokio::sync::Barrier;
 
-fn increment(n: Option<&u64>) -> Option<u64> {
-    Some(n.copied().unwrap_or(0) + 1)
+fn increment(n: Option<&u64>) -> Modification<u64> {
+    Modification::Set(n.copied().unwrap_or(0) + 1)
 }
 
 /// `threads` std threads, each doing `increments` blocking `modify`s.

@@ -1,7 +1,7 @@
 //! Regression (review finding 3): a panic in a value's `Drop` inside the
 //! writer loses no reply and does not stop the writer.
 use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
-use thread_safe_state::{StateError, ThreadSafeState};
+use thread_safe_state::{Modification, StateError, ThreadSafeState};
 
 static ARMED: AtomicBool = AtomicBool::new(false);
 struct Bomb(u32);
@@ -52,7 +52,7 @@ async fn a_closure_capture_that_panics_in_drop_fails_only_its_command() {
     let modified = state
         .modify("k", move |old| {
             let whole = &captured; // capture the value itself, not a copy of its field
-            Some(old.copied().unwrap_or(0) + whole.0)
+            Modification::Set(old.copied().unwrap_or(0) + whole.0)
         })
         .await;
     assert!(

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use thread_safe_state::{StateError, ThreadSafeState, Version};
+use thread_safe_state::{Modification, StateError, ThreadSafeState, Version};
 
 #[tokio::test]
 async fn a_panicking_modify_fails_only_its_own_command() {
@@ -28,7 +28,12 @@ async fn a_panicking_modify_fails_only_its_own_command() {
 
     // The writer keeps serving.
     assert_eq!(state.set("a", 2).await.unwrap(), Version::new(2));
-    state.modify("a", |v| v.map(|v| v * 10)).await.unwrap();
+    state
+        .modify("a", |v| {
+            v.map_or(Modification::Keep, |v| Modification::Set(v * 10))
+        })
+        .await
+        .unwrap();
     assert_eq!(state.get("a").as_deref(), Some(&20));
 }
 
@@ -42,7 +47,10 @@ async fn a_panic_in_one_command_of_a_group_commit_spares_the_others() {
             let state = state.clone();
             tokio::spawn(async move {
                 if i == 3 {
-                    state.modify("k", |_| panic!("boom")).await
+                    state
+                        .modify("k", |_| panic!("boom"))
+                        .await
+                        .map(|modified| modified.version)
                 } else {
                     state.set(format!("k{i}"), i).await
                 }

@@ -82,7 +82,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use stateright::semantics::{ConsistencyTester, LinearizabilityTester, SequentialSpec};
-use thread_safe_state::{ChangeSet, Snapshot, StateError, ThreadSafeState, Version};
+use thread_safe_state::{ChangeSet, Modification, Snapshot, StateError, ThreadSafeState, Version};
 
 /// The keys every history writes and reads.
 const KEYS: [&str; 3] = ["a", "b", "c"];
@@ -751,10 +751,13 @@ fn read_once(state: &ThreadSafeState<u64>, op: &Op) -> Ret {
     }
 }
 
-fn modify_fn(tag: u64, spin_for: Duration) -> impl FnOnce(Option<&u64>) -> Option<u64> + Send {
+fn modify_fn(
+    tag: u64,
+    spin_for: Duration,
+) -> impl FnOnce(Option<&u64>) -> Modification<u64> + Send {
     move |old| {
         spin(spin_for);
-        Some(modified(tag, old.copied()))
+        Modification::Set(modified(tag, old.copied()))
     }
 }
 
@@ -763,7 +766,12 @@ async fn write_async(state: &ThreadSafeState<u64>, op: &Op, spin_for: Duration) 
         Op::Set(key, value) => version_ret(state.set(key, *value).await),
         Op::Update(items) => version_ret(state.update(items.iter().copied()).await),
         Op::Delete(key) => deleted_ret(state.delete(key).await),
-        Op::Modify(key, tag) => version_ret(state.modify(key, modify_fn(*tag, spin_for)).await),
+        Op::Modify(key, tag) => version_ret(
+            state
+                .modify(key, modify_fn(*tag, spin_for))
+                .await
+                .map(|m| m.version),
+        ),
         Op::Rollback(target) => rollback_ret(state.rollback(Version::new(*target)).await),
         _ => unreachable!("not a write: {op:?}"),
     }
@@ -775,7 +783,11 @@ fn write_blocking(state: &ThreadSafeState<u64>, op: &Op, spin_for: Duration) -> 
         Op::Set(key, value) => version_ret(writes.set(key, *value)),
         Op::Update(items) => version_ret(writes.update(items.iter().copied())),
         Op::Delete(key) => deleted_ret(writes.delete(key)),
-        Op::Modify(key, tag) => version_ret(writes.modify(key, modify_fn(*tag, spin_for))),
+        Op::Modify(key, tag) => version_ret(
+            writes
+                .modify(key, modify_fn(*tag, spin_for))
+                .map(|m| m.version),
+        ),
         Op::Rollback(target) => rollback_ret(writes.rollback(Version::new(*target))),
         _ => unreachable!("not a write: {op:?}"),
     }

@@ -4,7 +4,7 @@
 mod common;
 
 use common::{queued, Gate};
-use thread_safe_state::{ThreadSafeState, Version};
+use thread_safe_state::{Modification, ThreadSafeState, Version};
 
 #[tokio::test]
 async fn reads_and_writes_are_counted_by_kind() {
@@ -13,7 +13,12 @@ async fn reads_and_writes_are_counted_by_kind() {
     state.update([("b", 2), ("c", 3)]).await.unwrap();
     state.delete("a").await.unwrap();
     state.delete("absent").await.unwrap(); // processed, nothing committed
-    state.modify("b", |n| n.map(|n| n + 1)).await.unwrap();
+    state
+        .modify("b", |n| {
+            n.map_or(Modification::Keep, |n| Modification::Set(n + 1))
+        })
+        .await
+        .unwrap();
     state
         .set_if("c", 4, thread_safe_state::Precondition::Absent)
         .await

@@ -18,8 +18,8 @@ use std::collections::BTreeMap;
 
 use proptest::prelude::*;
 use thread_safe_state::{
-    ChangeRecord, Operation, Precondition, StateError, ThreadSafeState, TransactionError, Version,
-    Write as TsWrite,
+    ChangeRecord, Modification, Operation, Precondition, StateError, ThreadSafeState,
+    TransactionError, Version, Write as TsWrite,
 };
 
 /// A value: a unique id per write, and the number written.
@@ -499,13 +499,24 @@ async fn run(
                 state
                     .modify(KEYS[k], move |old| {
                         let number = old.map_or(0, |v| v.number) + d;
-                        Some(Value { id, number })
+                        Modification::Set(Value { id, number })
                     })
-                    .await,
+                    .await
+                    .map(|modified| modified.version),
             )
         }
-        Write::ModifyDelete(k) => to_outcome(state.modify(KEYS[k], |_| None).await),
-        Write::ModifyPanic(k) => to_outcome(state.modify(KEYS[k], |_| panic!("injected")).await),
+        Write::ModifyDelete(k) => to_outcome(
+            state
+                .modify(KEYS[k], |_| Modification::Delete)
+                .await
+                .map(|m| m.version),
+        ),
+        Write::ModifyPanic(k) => to_outcome(
+            state
+                .modify(KEYS[k], |_| panic!("injected"))
+                .await
+                .map(|m| m.version),
+        ),
         Write::Retain(keep) => to_outcome(state.retain(keep.iter().map(|k| KEYS[*k])).await),
         Write::RollbackBack(_) | Write::RollbackAhead(_) => to_outcome(
             state

@@ -3,7 +3,7 @@
 
 use serde_json::{json, Value};
 use thread_safe_state::{
-    AgentCoordinationState, CodeGenerationState, StateError, ThreadSafeState, Version,
+    AgentCoordinationState, CodeGenerationState, Modification, StateError, ThreadSafeState, Version,
 };
 
 #[tokio::test]
@@ -98,8 +98,11 @@ async fn sequential_agents_build_on_each_other() {
         handle
             .modify(key, move |files| {
                 let mut files = files.cloned().unwrap_or_else(|| json!([]));
-                files.as_array_mut()?.push(json!(output));
-                Some(files)
+                let Some(list) = files.as_array_mut() else {
+                    return Modification::Keep; // not a list: leave it alone
+                };
+                list.push(json!(output));
+                Modification::Set(files)
             })
             .await
             .unwrap();
@@ -147,8 +150,11 @@ async fn parallel_agents_record_every_completion() {
                 agent
                     .modify("completed_agents", move |done| {
                         let mut done = done.cloned().unwrap_or_else(|| json!([]));
-                        done.as_array_mut()?.push(json!(format!("agent-{i}")));
-                        Some(done)
+                        let Some(list) = done.as_array_mut() else {
+                            return Modification::Keep; // not a list: leave it alone
+                        };
+                        list.push(json!(format!("agent-{i}")));
+                        Modification::Set(done)
                     })
                     .await
             })

@@ -6,7 +6,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::{queued, Gate};
-use thread_safe_state::{ThreadSafeState, Version};
+use thread_safe_state::{Modification, ThreadSafeState, Version};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_version_seen_in_the_history_is_already_readable() {
@@ -27,9 +27,10 @@ async fn a_version_seen_in_the_history_is_already_readable() {
     commands.push(tokio::spawn(async move {
         s.modify("slow", |_| {
             std::thread::sleep(Duration::from_millis(800));
-            Some(1)
+            Modification::Set(1)
         })
         .await
+        .map(|modified| modified.version)
     })); // v5
     queued(&state, 3).await;
     gate.open(); // (not awaiting `gate`: see finding 7)

@@ -9,7 +9,7 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use common::{queued, Gate};
-use thread_safe_state::{Operation, Snapshot, StateError, ThreadSafeState, Version};
+use thread_safe_state::{Modification, Operation, Snapshot, StateError, ThreadSafeState, Version};
 
 type State = ThreadSafeState<&'static str>;
 
@@ -104,7 +104,10 @@ async fn a_good_current_version_commits_nothing() {
 async fn no_good_version_names_the_oldest_retained_one() {
     let state = ThreadSafeState::builder().max_history(3).build();
     for _ in 0..6 {
-        state.modify("phase", |_| Some("failed")).await.unwrap();
+        state
+            .modify("phase", |_| Modification::Set("failed"))
+            .await
+            .unwrap();
     }
     let mut seen = Vec::new();
     let error = state

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use thread_safe_state::{Operation, Snapshot, StateError, ThreadSafeState, Version};
+use thread_safe_state::{Modification, Operation, Snapshot, StateError, ThreadSafeState, Version};
 
 fn contents(snapshot: &Snapshot<i32>) -> BTreeMap<String, i32> {
     snapshot.iter().map(|(k, v)| (k.to_owned(), **v)).collect()
@@ -42,10 +42,15 @@ async fn rollback_to_every_retained_version_restores_it() {
                 state.delete("k0").await.unwrap();
                 state.version()
             }
-            _ => state
-                .modify("shared", move |v| Some(v.copied().unwrap_or(0) + i))
-                .await
-                .unwrap(),
+            _ => {
+                state
+                    .modify("shared", move |v| {
+                        Modification::Set(v.copied().unwrap_or(0) + i)
+                    })
+                    .await
+                    .unwrap()
+                    .version
+            }
         };
         past.push(contents(&state.snapshot()));
     }

@@ -4,7 +4,7 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use thread_safe_state::{Snapshot, ThreadSafeState, Version};
+use thread_safe_state::{Modification, Snapshot, ThreadSafeState, Version};
 
 #[tokio::test]
 async fn a_snapshot_never_changes_while_the_state_does() {
@@ -145,7 +145,9 @@ async fn a_subscriber_can_wait_for_a_condition() {
         for i in 0..5 {
             writer
                 .for_agent(format!("agent-{i}"))
-                .modify("completed", |n| Some(n.copied().unwrap_or(0) + 1))
+                .modify("completed", |n| {
+                    Modification::Set(n.copied().unwrap_or(0) + 1)
+                })
                 .await
                 .unwrap();
         }

@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use thread_safe_state::{ThreadSafeState, Version, Write};
+use thread_safe_state::{Modification, ThreadSafeState, Version, Write};
 
 const WRITER_TASKS: u64 = 64;
 const BLOCKING_WRITERS: u64 = 2;
@@ -83,8 +83,9 @@ fn stress(duration: Duration) -> Report {
                 while Instant::now() < deadline {
                     let version = state
                         .blocking()
-                        .modify("count", |c| Some(c.copied().unwrap_or(0) + 1))
-                        .unwrap();
+                        .modify("count", |c| Modification::Set(c.copied().unwrap_or(0) + 1))
+                        .unwrap()
+                        .version;
                     assert!(state.version() >= version, "read-your-writes");
                     acked += 1;
                 }

@@ -2,13 +2,14 @@
 
 use crate::error::{Precondition, StateError};
 use crate::metrics::OpKind;
+use crate::modify::{Modification, ValueSlot};
 use crate::sync::{oneshot, Arc};
 use crate::transaction::TransactionFn;
 use crate::writer::key::KeyArg;
 use crate::Version;
 
 /// The closure of a [`modify`](crate::ThreadSafeState::modify).
-pub(crate) type ModifyFn<V> = Box<dyn FnOnce(Option<&V>) -> Option<V> + Send>;
+pub(crate) type ModifyFn<V> = Box<dyn FnOnce(Option<&V>) -> Modification<V> + Send>;
 
 /// One write, as the writer applies it. Keys are already validated.
 pub(crate) enum Op<V> {
@@ -22,6 +23,8 @@ pub(crate) enum Op<V> {
     Modify {
         key: KeyArg,
         f: ModifyFn<V>,
+        /// Where the writer leaves the key's value after the command.
+        value: ValueSlot<V>,
     },
     Retain(Vec<Arc<str>>),
     Rollback(Version),
@@ -85,14 +88,20 @@ impl<V> Op<V> {
         Ok(Op::Delete(KeyArg::new(key.as_ref())?))
     }
 
-    pub(crate) fn modify<F>(key: impl AsRef<str>, f: F) -> Result<Self, StateError>
+    /// A modify command, and the caller's end of the slot in which the
+    /// writer leaves the key's resulting value.
+    pub(crate) fn modify<F>(key: impl AsRef<str>, f: F) -> Result<(Self, ValueSlot<V>), StateError>
     where
-        F: FnOnce(Option<&V>) -> Option<V> + Send + 'static,
+        F: FnOnce(Option<&V>) -> Modification<V> + Send + 'static,
     {
-        Ok(Op::Modify {
-            key: KeyArg::new(key.as_ref())?,
+        let key = KeyArg::new(key.as_ref())?;
+        let (caller, writer) = ValueSlot::new();
+        let op = Op::Modify {
+            key,
             f: Box::new(f),
-        })
+            value: writer,
+        };
+        Ok((op, caller))
     }
 
     pub(crate) fn set_if(

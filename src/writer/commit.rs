@@ -31,6 +31,7 @@ use crate::error::{Precondition, StateError};
 use crate::history::{Change, Changes, Commit, CommitView, Operation, Unreachable};
 use crate::map::Map;
 use crate::metrics::GroupCounts;
+use crate::modify::{Modification, ValueSlot};
 use crate::shared::Shared;
 use crate::snapshot::{Entry, Snapshot};
 use crate::sync::{lock, oneshot, Arc};
@@ -239,8 +240,8 @@ impl<V> Committer<V> {
             Op::Delete(key) => Ok((Operation::Delete, self.removal(&key))),
             Op::Clear => Ok((Operation::Clear, Changes::written(self.clear()))),
             Op::Retain(keys) => Ok((Operation::Retain, Changes::written(self.retain(&keys)))),
-            Op::Modify { key, f } => self
-                .modify(key, f, next)
+            Op::Modify { key, f, value } => self
+                .modify(key, f, &value, next)
                 .map(|changes| (Operation::Modify, changes)),
             Op::SetIf {
                 key,
@@ -402,10 +403,13 @@ impl<V> Committer<V> {
             .collect()
     }
 
+    /// Run `f` on `key`'s current value and apply its decision, leaving
+    /// the key's resulting value in `slot` for the caller.
     fn modify(
         &mut self,
         key: KeyArg,
         f: ModifyFn<V>,
+        slot: &ValueSlot<V>,
         version: Version,
     ) -> Result<Changes<V>, StateError> {
         // The closure reads its own reference-counted copy, so it borrows
@@ -418,8 +422,16 @@ impl<V> Committer<V> {
             .map(|entry| Arc::clone(entry.value()));
         let outcome = catch_unwind(AssertUnwindSafe(|| f(current.as_deref())));
         match outcome {
-            Ok(Some(value)) => Ok(Changes::One(self.write(key, value, version))),
-            Ok(None) => Ok(self.removal(&key)),
+            Ok(Modification::Set(value)) => {
+                let change = self.write(key, value, version);
+                slot.fill(change.new.clone());
+                Ok(Changes::One(change))
+            }
+            Ok(Modification::Delete) => Ok(self.removal(&key)),
+            Ok(Modification::Keep) => {
+                slot.fill(current);
+                Ok(Changes::None)
+            }
             Err(payload) => Err(StateError::ModifyPanicked {
                 key: key.as_str().to_owned(),
                 message: panic_message(payload.as_ref()),

@@ -5,7 +5,7 @@
 
 use std::sync::mpsc;
 
-use thread_safe_state::{StateError, ThreadSafeState, Version};
+use thread_safe_state::{Modification, StateError, ThreadSafeState, Version};
 use tokio::task::JoinHandle;
 
 /// A `modify` whose closure, running in the writer, signals that it is in
@@ -28,9 +28,10 @@ impl Gate {
                     entered_tx.send(()).unwrap();
                     // A dropped sender opens the gate too.
                     let _ = release_rx.recv();
-                    Some(1)
+                    Modification::Set(1)
                 })
                 .await
+                .map(|modified| modified.version)
         });
         Self {
             entered: Some(entered),
