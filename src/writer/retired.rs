@@ -65,7 +65,10 @@ impl<V> Retired<V> {
     pub(crate) fn drop_all(&mut self) {
         for item in self.items.drain(..) {
             if catch_unwind(AssertUnwindSafe(move || drop(item))).is_err() {
-                tracing::error!(
+                // A warning, not an error: the panic is contained and
+                // nothing is lost (the panic message itself went to the
+                // panic hook).
+                tracing::warn!(
                     "a value's Drop panicked while the writer released it; \
                      the panic was contained and the state is unaffected"
                 );
