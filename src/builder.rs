@@ -11,6 +11,7 @@ use crate::sync::{mpsc, Arc};
 use crate::writer::command::checked_keys;
 use crate::writer::commit::Committer;
 use crate::writer::feed::Feed;
+use crate::writer::target::Target;
 use crate::writer::Writer;
 use crate::Version;
 
@@ -415,22 +416,42 @@ impl<V: Send + Sync + 'static> Builder<V> {
     }
 
     /// The handle and its writer, not yet running; call [`Self::check`] first.
-    pub(crate) fn assemble(self) -> (ThreadSafeState<V>, Writer<V>) {
+    pub(crate) fn assemble(mut self) -> (ThreadSafeState<V>, Writer<V>) {
         let mut map = Map::new();
-        for (key, value) in self.initial {
+        for (key, value) in std::mem::take(&mut self.initial) {
             let version = Version::INITIAL;
             map.insert(key, Entry::new(Arc::new(value), version, version));
         }
-        let (shared, feed) = Shared::new(
-            Snapshot::new(Version::INITIAL, map),
+        self.assemble_from(Snapshot::new(Version::INITIAL, map), Vec::new(), Target::memory())
+    }
+
+    /// The handle and its writer continuing from `base` and the `commits`
+    /// after it (the last one with its snapshot), as a journal recovered
+    /// them; call [`Self::check`] first.
+    pub(crate) fn assemble_from(
+        self,
+        base: Snapshot<V>,
+        commits: Vec<crate::history::Commit<V>>,
+        target: Target<V>,
+    ) -> (ThreadSafeState<V>, Writer<V>) {
+        let (shared, feed) = Shared::restored(
+            base,
+            commits,
             self.max_history,
             self.stream_capacity,
             &self.name,
         );
         let (mailbox, inbox) = mpsc::channel(self.mailbox_capacity);
         let committer = Committer::new(Arc::clone(&shared), Feed::new(feed, self.stream_capacity));
-        let writer = Writer::new(inbox, committer, Arc::clone(&shared));
+        let writer = Writer::new(inbox, committer, target, Arc::clone(&shared));
         (ThreadSafeState::from_parts(shared, mailbox), writer)
+    }
+
+    /// The settings a journal needs: the retained window and the initial
+    /// entries of a new file.
+    #[cfg(feature = "durable")]
+    pub(crate) fn take_initial(&mut self) -> (usize, Vec<(Arc<str>, V)>) {
+        (self.max_history, std::mem::take(&mut self.initial))
     }
 }
 

@@ -31,7 +31,10 @@ pub(crate) const LISTED_KEYS: usize = 10;
 #[derive(Clone)]
 pub struct Cause(std::sync::Arc<dyn std::error::Error + Send + Sync>);
 
-#[cfg_attr(not(feature = "models"), allow(dead_code))] // only models make a cause today
+#[cfg_attr(
+    not(any(feature = "models", feature = "durable")),
+    allow(dead_code)
+)] // only models and the journal make a cause
 impl Cause {
     pub(crate) fn new(error: impl std::error::Error + Send + Sync + 'static) -> Self {
         Cause(std::sync::Arc::new(error))
@@ -284,6 +287,34 @@ pub enum StateError {
         "the state's writer task has stopped (its tokio runtime shut down, or every handle was dropped): writes are not applied and no new version will be published"
     )]
     Closed,
+
+    /// The journal of a [durable](crate::Builder::durable) state could not
+    /// make the write durable: a failed write or sync, a full disk. Nothing
+    /// of the write, nor of any write committed in the same group, was
+    /// published: the state is what it was before, which is what the file
+    /// holds. The journal is then unusable (a failed sync may have lost
+    /// data the kernel said it had written, so no retry can be trusted):
+    /// every later write fails with this error, fast, until the state is
+    /// closed and opened again. Reads keep working.
+    #[error("the journal could not make the write durable, so it was not applied; reopen the state to write again: {cause}")]
+    JournalFailed {
+        /// The storage error.
+        #[source]
+        cause: Cause,
+    },
+
+    /// A value of this write, or of another write committed in the same
+    /// group, could not be serialized for the journal of a
+    /// [durable](crate::Builder::durable) state (a JSON map with non-string
+    /// keys, a `Serialize` impl that fails). Nothing of the group was
+    /// applied and nothing was written; the journal stays usable, so a
+    /// write whose own values serialize can simply be retried.
+    #[error("a value of the group could not be serialized for the journal, so nothing was applied: {cause}")]
+    NotSerializable {
+        /// Serde's error.
+        #[source]
+        cause: Cause,
+    },
 }
 
 /// What a conditional write requires of its key.

@@ -305,6 +305,17 @@ impl<V> History<V> {
         self.evict(retired);
     }
 
+    /// Forget every commit after `version`, which must be at or after the
+    /// base: a group its commit target could not make final. Readers never
+    /// saw them (they were not published).
+    pub(crate) fn truncate_after(&mut self, version: Version, retired: &mut Retired<V>) {
+        debug_assert!(version >= self.base.version());
+        while self.newest() > version {
+            let commit = self.commits.pop_back().expect("newer than the base");
+            retired.push(Item::Commit(commit));
+        }
+    }
+
     /// Move the base forward to the newest commit with a snapshot at or
     /// before the oldest version a reader with the published horizon can
     /// still reach.

@@ -159,6 +159,8 @@ mod builder;
 mod conditional;
 mod error;
 mod histogram;
+#[cfg(feature = "durable")]
+mod journal;
 mod history;
 mod map;
 mod metrics;
@@ -196,6 +198,8 @@ pub use builder::{
 };
 pub use error::{BuildError, Cause, Precondition, StateError, TransactionError};
 pub use histogram::Distribution;
+#[cfg(feature = "durable")]
+pub use journal::{DurableBuilder, OpenError, DEFAULT_CHECKPOINT_BYTES, DEFAULT_CHECKPOINT_COMMITS};
 pub use history::{ChangeRecord, ChangeSet, Operation};
 pub use metrics::{Metrics, OperationCounts};
 #[cfg(feature = "models")]

@@ -77,6 +77,14 @@ impl<V> Map<V> {
         self.slots.get_key_value(key).map(|(slot, ())| slot.entry())
     }
 
+    /// The map's own `Arc<str>` for `key`, to share rather than copy it.
+    #[cfg_attr(not(feature = "durable"), allow(dead_code))]
+    pub(crate) fn get_key(&self, key: &str) -> Option<Arc<str>> {
+        self.slots
+            .get_key_value(key)
+            .map(|(slot, ())| Arc::clone(slot.key()))
+    }
+
     pub(crate) fn contains_key(&self, key: &str) -> bool {
         self.slots.contains_key(key)
     }

@@ -1,10 +1,11 @@
 //! What the handles and the writer task share.
 
-use crate::history::History;
+use crate::history::{Commit, History};
 use crate::metrics::Counters;
 use crate::snapshot::{Snapshot, SnapshotInner};
 use crate::stream::FeedItem;
 use crate::sync::{broadcast, lock, Arc, Mutex, Notifier, SnapshotCell};
+use crate::writer::retired::Retired;
 use crate::Version;
 
 /// The state every handle and the writer point at.
@@ -29,21 +30,37 @@ pub(crate) struct Shared<V> {
 }
 
 impl<V> Shared<V> {
-    /// The shared state, and the feed's strong sender for the writer.
+    /// The shared state continuing from `base` and the `commits` after it
+    /// (none for a new state), the last of which holds the current
+    /// snapshot; and the feed's strong sender for the writer.
     ///
     /// Built straight into its `Arc`: the struct is large (the sharded read
     /// counter), and loom runs threads on small stacks.
-    pub(crate) fn new(
-        initial: Snapshot<V>,
+    pub(crate) fn restored(
+        base: Snapshot<V>,
+        commits: Vec<Commit<V>>,
         max_history: usize,
         stream_capacity: usize,
         name: &str,
     ) -> (Arc<Self>, broadcast::Sender<FeedItem<V>>) {
+        let current = match commits.last() {
+            Some(last) => last.snapshot.clone().expect("the last commit holds its snapshot"),
+            None => base.clone(),
+        };
+        let mut history = History::new(max_history, base);
+        if !commits.is_empty() {
+            // Evicts what falls outside the window; nothing is shared with
+            // a writer yet, so dropping it here is dropping it on the
+            // opening thread.
+            let mut retired = Retired::new();
+            history.push(commits, current.version(), &mut retired);
+            retired.drop_all();
+        }
         let feed = broadcast::Sender::new(stream_capacity);
         let shared = Arc::new(Self {
-            current: SnapshotCell::new(Arc::clone(initial.inner())),
+            current: SnapshotCell::new(Arc::clone(current.inner())),
             notifier: Notifier::new(),
-            history: Mutex::new(History::new(max_history, initial)),
+            history: Mutex::new(history),
             counters: Counters::new(name),
             feed: feed.downgrade(),
             name: name.to_owned(),

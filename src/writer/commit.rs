@@ -102,6 +102,14 @@ impl<V> Committer<V> {
     /// Apply `commands` in order, publish once, answer every caller, then
     /// release what the group retired.
     pub(crate) fn commit_batch(&mut self, commands: impl IntoIterator<Item = Command<V>>) {
+        let started = self.apply_batch(commands);
+        self.finish_batch(started);
+    }
+
+    /// Steps 1 and 2 for a group: apply `commands` in order and record their
+    /// commits, invisible to readers until [`Self::finish_batch`]. Returns
+    /// when the group started, for its metrics.
+    pub(crate) fn apply_batch(&mut self, commands: impl IntoIterator<Item = Command<V>>) -> Instant {
         let started = Instant::now();
         let mut answers = std::mem::take(&mut self.answers);
         for command in commands {
@@ -119,6 +127,15 @@ impl<V> Committer<V> {
             let reply = command.span.in_scope(|| self.apply(op, changed_by));
             answers.push((command.reply, reply, command.sent_at));
         }
+        self.answers = answers;
+        self.record_pending();
+        started
+    }
+
+    /// Steps 3 to 6 for the group [`Self::apply_batch`] recorded: publish,
+    /// notify, reply, release.
+    pub(crate) fn finish_batch(&mut self, started: Instant) {
+        let mut answers = std::mem::take(&mut self.answers);
         #[cfg(thread_safe_state_loom)]
         if self.broken_order == BrokenOrder::ReplyBeforePublish {
             self.reply(&mut answers, started);
@@ -132,6 +149,76 @@ impl<V> Committer<V> {
         self.counts.flush(&self.shared.counters);
         self.reply(&mut answers, started);
         // Keep the buffer's allocation for the next group.
+        self.answers = answers;
+        self.retired.drop_all();
+    }
+
+    /// The commits [`Self::apply_batch`] recorded and nobody can see yet,
+    /// oldest first: what a commit target must make final before
+    /// [`Self::finish_batch`] publishes them.
+    #[cfg_attr(not(feature = "durable"), allow(dead_code))]
+    pub(crate) fn staged(&self) -> Vec<CommitView<V>> {
+        if self.version == self.published {
+            return Vec::new();
+        }
+        lock(&self.shared.history).views_between(self.published, self.version)
+    }
+
+    /// Undo the group [`Self::apply_batch`] recorded, because its commit
+    /// target could not make it final: the map, the version and the
+    /// history go back to the published version, and every caller of the
+    /// group gets `error`. Readers saw none of it, so nothing else changes.
+    #[cfg_attr(not(feature = "durable"), allow(dead_code))]
+    pub(crate) fn abort_batch(&mut self, error: &StateError, started: Instant) {
+        let published = Snapshot::from_inner(self.shared.current.load_full());
+        debug_assert_eq!(published.version(), self.published);
+        let applied = std::mem::replace(&mut self.map, published.map().clone());
+        self.retired.push(Item::Map(applied));
+        self.retired.push(Item::Snapshot(published));
+        if let Some(unpublished) = self.unpublished.take() {
+            self.retired.push(Item::Snapshot(unpublished));
+        }
+        self.version = self.published;
+        lock(&self.shared.history).truncate_after(self.published, &mut self.retired);
+        let mut answers = std::mem::take(&mut self.answers);
+        // The group's operations were attempted and all of them failed.
+        let attempted = std::mem::take(&mut self.counts);
+        self.counts.by_operation = attempted.by_operation;
+        self.counts.failed = answers.len() as u64;
+        self.counts.flush(&self.shared.counters);
+        for answer in &mut answers {
+            answer.1 = Err(error.clone());
+        }
+        self.reply(&mut answers, started);
+        self.answers = answers;
+        self.retired.drop_all();
+    }
+
+    /// Answer `commands` with `error` without applying any of them: the
+    /// commit target can no longer make writes final. What they carry is
+    /// released like anything else the writer retires.
+    #[cfg_attr(not(feature = "durable"), allow(dead_code))]
+    pub(crate) fn refuse_batch(
+        &mut self,
+        commands: impl IntoIterator<Item = Command<V>>,
+        error: &StateError,
+    ) {
+        let started = Instant::now();
+        let mut answers = std::mem::take(&mut self.answers);
+        for command in commands {
+            if matches!(command.op, Op::Close) {
+                self.close_requests.push(command.reply);
+                continue;
+            }
+            if let Some(kind) = command.op.kind() {
+                self.counts.wrote(kind);
+            }
+            self.counts.failed += 1;
+            answers.push((command.reply, Err(error.clone()), command.sent_at));
+            self.retired.push(Item::Op(command.op));
+        }
+        self.counts.flush(&self.shared.counters);
+        self.reply(&mut answers, started);
         self.answers = answers;
         self.retired.drop_all();
     }
@@ -562,7 +649,7 @@ pub(crate) enum BrokenOrder {
 }
 
 /// The text of a panic payload, when it has one.
-fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
     if let Some(message) = payload.downcast_ref::<&str>() {
         (*message).to_owned()
     } else if let Some(message) = payload.downcast_ref::<String>() {

@@ -6,6 +6,8 @@
 //! - [`feed`]: the writer's end of change streams;
 //! - [`key`]: keys on their way to the writer, inline when short;
 //! - [`retired`]: where replaced values wait to be dropped safely;
+//! - [`target`]: where a group becomes final before it is published
+//!   (memory, or a journal);
 //! - this file: the async loop around them.
 
 pub(crate) mod command;
@@ -13,11 +15,13 @@ pub(crate) mod commit;
 pub(crate) mod feed;
 pub(crate) mod key;
 pub(crate) mod retired;
+pub(crate) mod target;
 
 use crate::shared::Shared;
 use crate::sync::{mpsc, Arc, Liveness};
 use command::Command;
 use commit::Committer;
+use target::Target;
 
 /// The most commands one group commit takes from the mailbox.
 ///
@@ -32,6 +36,7 @@ const MAX_BATCH: usize = 128;
 pub(crate) struct Writer<V> {
     inbox: mpsc::Receiver<Command<V>>,
     committer: Committer<V>,
+    target: Target<V>,
     shared: Arc<Shared<V>>,
     finished: bool,
 }
@@ -40,11 +45,13 @@ impl<V> Writer<V> {
     pub(crate) fn new(
         inbox: mpsc::Receiver<Command<V>>,
         committer: Committer<V>,
+        target: Target<V>,
         shared: Arc<Shared<V>>,
     ) -> Self {
         Self {
             inbox,
             committer,
+            target,
             shared,
             finished: false,
         }
@@ -59,7 +66,9 @@ impl<V> Writer<V> {
     pub(crate) async fn run(mut self) {
         let mut batch = Vec::with_capacity(MAX_BATCH);
         while self.inbox.recv_many(&mut batch, MAX_BATCH).await > 0 {
-            self.committer.commit_batch(batch.drain(..));
+            self.target
+                .commit(&mut self.committer, batch.drain(..))
+                .await;
             if self.committer.close_requested() {
                 // No new command gets in; the queued ones are still
                 // received, applied and answered before the loop ends.
@@ -75,6 +84,9 @@ impl<V> Writer<V> {
             }
         }
         self.finished = true;
+        // Callers of `close` hear back only once the target let go of its
+        // resources (a journal's file can then be opened again).
+        self.target.close().await;
         self.committer.answer_close_requests();
         tracing::debug!("writer task stopped: closed, or every handle dropped");
     }

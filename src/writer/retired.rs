@@ -39,6 +39,9 @@ pub(crate) enum Item<V> {
     Published(Arc<SnapshotInner<V>>),
     /// A change-stream group the broadcast ring no longer holds.
     Feed(FeedItem<V>),
+    /// A command that was refused without being applied (its value, or the
+    /// captures of its closure).
+    Op(crate::writer::command::Op<V>),
 }
 
 /// The retired things of the current group.

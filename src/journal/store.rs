@@ -1,0 +1,367 @@
+//! The journal's file: three redb tables, recovery, group appends and
+//! checkpoints.
+//!
+//! - `header`: format, the version of the stored snapshot, the value type;
+//! - `base`: the stored snapshot, every key with its created and modified
+//!   versions and its value, as of the header's version;
+//! - `log`: one record per commit after that version, keyed by version.
+//!
+//! A group of commits is one redb write transaction: one commit, one
+//! fsync. A *checkpoint* folds the log's oldest records into `base` (in
+//! place, key by key: the cost is the folded changes, not the state's
+//! size) and deletes them, keeping the last `max_history` commits in the
+//! log so that recovery rebuilds the retained history exactly. The file
+//! therefore holds the live data, the retained window and at most one
+//! checkpoint interval of log, however long the process runs; redb reuses
+//! the pages freed by deleted records.
+
+use std::collections::VecDeque;
+
+use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::error::Cause;
+use crate::history::{Change, Changes, Commit, CommitView};
+use crate::journal::format::{self, Header, Malformed, FORMAT};
+use crate::map::Map;
+use crate::snapshot::{Entry, Snapshot};
+use crate::sync::Arc;
+use crate::Version;
+
+const HEADER: TableDefinition<&str, &[u8]> = TableDefinition::new("header");
+const BASE: TableDefinition<&str, &[u8]> = TableDefinition::new("base");
+const LOG: TableDefinition<u64, &[u8]> = TableDefinition::new("log");
+const HEADER_KEY: &str = "header";
+
+/// Recovered commits carry a snapshot this often, so that a history
+/// lookup between two of them replays at most this many commits.
+const SNAPSHOT_EVERY: usize = 64;
+
+/// When the journal folds its log into the stored snapshot.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Checkpoints {
+    /// Commits kept in the log: the retained history window.
+    pub(crate) keep: u64,
+    /// Fold once the log holds this many commits beyond `keep`...
+    pub(crate) every_commits: u64,
+    /// ...or this many bytes of records.
+    pub(crate) every_bytes: u64,
+}
+
+/// Why opening failed, before the caller attaches the path.
+#[derive(Debug)]
+pub(crate) enum OpenFailure {
+    Storage(redb::Error),
+    Corrupt(String),
+    NewerFormat(u32),
+    ValueType(String),
+    Decode(serde_json::Error),
+}
+
+impl From<Malformed> for OpenFailure {
+    fn from(malformed: Malformed) -> Self {
+        OpenFailure::Corrupt(malformed.0)
+    }
+}
+
+impl<E: Into<redb::Error>> From<E> for OpenFailure {
+    fn from(error: E) -> Self {
+        OpenFailure::Storage(error.into())
+    }
+}
+
+/// Why a group could not be appended.
+#[derive(Debug)]
+pub(crate) enum Failure {
+    /// A value did not serialize; nothing was written, the journal is fine.
+    Rejected(Cause),
+    /// The storage failed; the journal must not be used again.
+    Broken(Cause),
+}
+
+/// The state as recovered: the stored snapshot, the commits after it
+/// (with old values, as the history needs them), and the newest version.
+pub(crate) struct Recovered<V> {
+    pub(crate) base: Snapshot<V>,
+    pub(crate) commits: Vec<Commit<V>>,
+}
+
+/// The open journal, owned by the journal thread.
+pub(crate) struct Store {
+    db: Database,
+    header: Header,
+    newest: u64,
+    /// Bytes of log records since the last checkpoint.
+    log_bytes: u64,
+    checkpoints: Checkpoints,
+}
+
+impl Store {
+    /// Open `db`, creating the tables (with `initial` as the stored
+    /// snapshot) if it is new, and recover what it holds.
+    pub(crate) fn open<V: Serialize + DeserializeOwned>(
+        db: Database,
+        value_type: &str,
+        initial: Vec<(Arc<str>, V)>,
+        checkpoints: Checkpoints,
+    ) -> Result<(Self, Recovered<V>), OpenFailure> {
+        let header = match read_header(&db)? {
+            Some(header) => header,
+            None => create(&db, value_type, &initial)?,
+        };
+        if header.format > FORMAT {
+            return Err(OpenFailure::NewerFormat(header.format));
+        }
+        if header.value_type != value_type {
+            return Err(OpenFailure::ValueType(header.value_type));
+        }
+        let recovered = recover::<V>(&db, header.base)?;
+        let newest = header.base + recovered.commits.len() as u64;
+        let store = Self {
+            db,
+            header,
+            newest,
+            log_bytes: 0,
+            checkpoints,
+        };
+        Ok((store, recovered))
+    }
+
+    /// Write a group's commits in one transaction and sync it.
+    pub(crate) fn append<V: Serialize>(&mut self, commits: &[CommitView<V>]) -> Result<(), Failure> {
+        let mut records = Vec::with_capacity(commits.len());
+        for commit in commits {
+            let version = commit.version.get();
+            debug_assert_eq!(version, self.newest + 1 + records.len() as u64);
+            let record = format::commit(
+                version,
+                commit.timestamp,
+                commit.operation,
+                commit.changed_by.as_deref(),
+                commit
+                    .changes
+                    .as_slice()
+                    .iter()
+                    .map(|change| (&*change.key, change.new.as_deref())),
+                |buffer, value| serde_json::to_writer(buffer, value),
+            )
+            .map_err(|error| Failure::Rejected(Cause::new(error)))?;
+            records.push((version, record));
+        }
+        let Some(&(last, _)) = records.last() else {
+            return Ok(());
+        };
+        let broken = |error: redb::Error| Failure::Broken(Cause::new(error));
+        let transaction = self.db.begin_write().map_err(|e| broken(e.into()))?;
+        {
+            let mut log = transaction.open_table(LOG).map_err(|e| broken(e.into()))?;
+            for (version, record) in &records {
+                log.insert(version, record.as_slice())
+                    .map_err(|e| broken(e.into()))?;
+            }
+        }
+        transaction.commit().map_err(|e| broken(e.into()))?;
+        self.newest = last;
+        self.log_bytes += records.iter().map(|(_, r)| r.len() as u64).sum::<u64>();
+        Ok(())
+    }
+
+    /// Fold the log's oldest records into the stored snapshot if the log
+    /// has outgrown the window by a checkpoint interval.
+    pub(crate) fn checkpoint_if_due(&mut self) -> Result<(), Cause> {
+        let outside = (self.newest - self.header.base).saturating_sub(self.checkpoints.keep);
+        let due = outside >= self.checkpoints.every_commits
+            || (outside > 0 && self.log_bytes >= self.checkpoints.every_bytes);
+        if !due {
+            return Ok(());
+        }
+        self.checkpoint(self.header.base + outside)
+            .map_err(Cause::new)
+    }
+
+    /// Fold every record up to `upto` into the stored snapshot.
+    fn checkpoint(&mut self, upto: u64) -> Result<(), redb::Error> {
+        let transaction = self.db.begin_write()?;
+        {
+            let mut log = transaction.open_table(LOG)?;
+            let mut base = transaction.open_table(BASE)?;
+            let mut folded = VecDeque::new();
+            for item in log.range(self.header.base + 1..=upto)? {
+                let (version, record) = item?;
+                folded.push_back((version.value(), record.value().to_vec()));
+            }
+            for (version, record) in &folded {
+                let commit = format::read_commit(*version, record).map_err(corrupt)?;
+                for change in &commit.changes {
+                    match change.value {
+                        Some(value) => {
+                            let created = match base.get(change.key)? {
+                                Some(entry) => {
+                                    format::read_entry(change.key, entry.value())
+                                        .map_err(corrupt)?
+                                        .0
+                                }
+                                None => *version,
+                            };
+                            let entry = format::entry(change.key, created, *version, value);
+                            base.insert(change.key, entry.as_slice())?;
+                        }
+                        None => {
+                            base.remove(change.key)?;
+                        }
+                    }
+                }
+                log.remove(version)?;
+            }
+            let mut header_table = transaction.open_table(HEADER)?;
+            let header = Header {
+                base: upto,
+                ..self.header.clone()
+            };
+            header_table.insert(HEADER_KEY, format::header(&header).as_slice())?;
+            self.header = header;
+        }
+        transaction.commit()?;
+        self.log_bytes = 0;
+        Ok(())
+    }
+
+    /// Commits in the log (for tests and the size checks).
+    #[cfg(test)]
+    pub(crate) fn log_len(&self) -> u64 {
+        self.newest - self.header.base
+    }
+}
+
+fn corrupt(malformed: Malformed) -> redb::Error {
+    redb::Error::Corrupted(malformed.0)
+}
+
+fn read_header(db: &Database) -> Result<Option<Header>, OpenFailure> {
+    let transaction = db.begin_read()?;
+    let table = match transaction.open_table(HEADER) {
+        Ok(table) => table,
+        Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
+        Err(error) => return Err(error.into()),
+    };
+    let Some(record) = table.get(HEADER_KEY)? else {
+        return Err(OpenFailure::Corrupt("the header record is missing".into()));
+    };
+    Ok(Some(format::read_header(record.value())?))
+}
+
+/// Lay out a new journal whose stored snapshot is `initial` at version 0.
+fn create<V: Serialize>(
+    db: &Database,
+    value_type: &str,
+    initial: &[(Arc<str>, V)],
+) -> Result<Header, OpenFailure> {
+    let header = Header {
+        format: FORMAT,
+        base: Version::INITIAL.get(),
+        value_type: value_type.to_owned(),
+    };
+    let transaction = db.begin_write()?;
+    {
+        let mut base = transaction.open_table(BASE)?;
+        for (key, value) in initial {
+            let json = serde_json::to_vec(value).map_err(OpenFailure::Decode)?;
+            let version = header.base;
+            base.insert(&**key, format::entry(key, version, version, &json).as_slice())?;
+        }
+        transaction.open_table(LOG)?;
+        let mut table = transaction.open_table(HEADER)?;
+        table.insert(HEADER_KEY, format::header(&header).as_slice())?;
+    }
+    transaction.commit()?;
+    Ok(header)
+}
+
+/// Load the stored snapshot, then replay the log over it.
+fn recover<V: DeserializeOwned>(db: &Database, base_version: u64) -> Result<Recovered<V>, OpenFailure> {
+    let transaction = db.begin_read()?;
+    let mut map = Map::new();
+    for item in transaction.open_table(BASE)?.iter()? {
+        let (key, record) = item?;
+        let key = key.value();
+        let (created, modified, json) = format::read_entry(key, record.value())?;
+        if modified > base_version {
+            return Err(OpenFailure::Corrupt(format!(
+                "key {key:?} modified at {modified}, after the snapshot's version {base_version}"
+            )));
+        }
+        let value: V = serde_json::from_slice(json).map_err(OpenFailure::Decode)?;
+        map.insert(
+            Arc::from(key),
+            Entry::new(Arc::new(value), Version::new(modified), Version::new(created)),
+        );
+    }
+    let base = Snapshot::new(Version::new(base_version), map.clone());
+    let log = transaction.open_table(LOG)?;
+    let mut commits: Vec<Commit<V>> = Vec::with_capacity(log.len()? as usize);
+    let mut expected = base_version + 1;
+    for item in log.iter()? {
+        let (version, record) = item?;
+        let version = version.value();
+        if version != expected {
+            return Err(OpenFailure::Corrupt(format!(
+                "the log jumps from version {} to {version}",
+                expected - 1
+            )));
+        }
+        expected += 1;
+        let stored = format::read_commit(version, record.value())?;
+        let at = Version::new(version);
+        let mut changes = Vec::with_capacity(stored.changes.len());
+        for change in stored.changes {
+            let key = map
+                .get_key(change.key)
+                .unwrap_or_else(|| Arc::from(change.key));
+            match change.value {
+                Some(json) => {
+                    let value = Arc::new(serde_json::from_slice::<V>(json).map_err(OpenFailure::Decode)?);
+                    let old = map.write(Arc::clone(&key), Arc::clone(&value), at);
+                    changes.push(Change {
+                        key,
+                        old,
+                        new: Some(value),
+                    });
+                }
+                None => {
+                    let Some(old) = map.remove(change.key) else {
+                        return Err(OpenFailure::Corrupt(format!(
+                            "version {version} removes {:?}, which does not exist",
+                            change.key
+                        )));
+                    };
+                    changes.push(Change {
+                        key,
+                        old: Some(old),
+                        new: None,
+                    });
+                }
+            }
+        }
+        commits.push(Commit {
+            view: CommitView {
+                version: at,
+                timestamp: stored.timestamp,
+                operation: stored.operation,
+                changed_by: stored.changed_by.map(Arc::from),
+                changes: Changes::written(changes),
+            },
+            snapshot: None,
+        });
+        if commits.len() % SNAPSHOT_EVERY == 0 {
+            let last = commits.last_mut().expect("just pushed");
+            last.snapshot = Some(Snapshot::new(at, map.clone()));
+        }
+    }
+    if let Some(last) = commits.last_mut() {
+        if last.snapshot.is_none() {
+            last.snapshot = Some(Snapshot::new(last.view.version, map));
+        }
+    }
+    Ok(Recovered { base, commits })
+}
