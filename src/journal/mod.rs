@@ -329,7 +329,18 @@ where
         if let Some(backend) = self.backend.take() {
             return Ok(builder.create_with_backend(BoxedBackend(backend()))?);
         }
-        let database = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| builder.create(&self.path))).unwrap_or_else(|_| {
+        // Only a missing file is created. An existing one must already be
+        // a database: a journal truncated to nothing must not come back as
+        // a new, empty state.
+        let exists = self.path.try_exists().map_err(redb::Error::from)?;
+        let database = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            if exists {
+                builder.open(&self.path)
+            } else {
+                builder.create(&self.path)
+            }
+        }))
+        .unwrap_or_else(|_| {
             Err(redb::DatabaseError::Storage(redb::StorageError::Corrupted(
                 "opening the file panicked".into(),
             )))
