@@ -291,11 +291,20 @@ pub enum StateError {
     /// The journal of a [durable](crate::Builder::durable) state could not
     /// make the write durable: a failed write or sync, a full disk. Nothing
     /// of the write, nor of any write committed in the same group, was
-    /// published: the state is what it was before, which is what the file
-    /// holds. The journal is then unusable (a failed sync may have lost
-    /// data the kernel said it had written, so no retry can be trusted):
-    /// every later write fails with this error, fast, until the state is
-    /// closed and opened again. Reads keep working.
+    /// published: readers never see it, and the state stays as it was.
+    ///
+    /// What the file holds depends on where the storage failed. A failed
+    /// write leaves the file as it was. After a failed *sync* the outcome
+    /// is unknown, as for any failed `fsync`: the group's bytes were
+    /// handed to the kernel, which may or may not get them to the disk, so
+    /// reopening finds the whole group or none of it (never a part: redb
+    /// commits atomically). A caller that must know checks after reopening,
+    /// e.g. with a compare-and-set on the key's version.
+    ///
+    /// The journal is then unusable (a failed sync may have dropped data
+    /// the kernel had accepted, so no retry can be trusted): every later
+    /// write fails with this error, fast, until the state is closed and
+    /// opened again. Reads keep working.
     #[error("the journal could not make the write durable, so it was not applied; reopen the state to write again: {cause}")]
     JournalFailed {
         /// The storage error.

@@ -378,19 +378,19 @@ struct BoxedBackend(Box<dyn redb::StorageBackend>);
 
 #[cfg(test)]
 impl redb::StorageBackend for BoxedBackend {
-    fn len(&self) -> Result<u64, redb::BackendError> {
+    fn len(&self) -> Result<u64, std::io::Error> {
         self.0.len()
     }
-    fn read(&self, offset: u64, out: &mut [u8]) -> Result<(), redb::BackendError> {
+    fn read(&self, offset: u64, out: &mut [u8]) -> Result<(), std::io::Error> {
         self.0.read(offset, out)
     }
-    fn set_len(&self, len: u64) -> Result<(), redb::BackendError> {
+    fn set_len(&self, len: u64) -> Result<(), std::io::Error> {
         self.0.set_len(len)
     }
-    fn sync_data(&self) -> Result<(), redb::BackendError> {
+    fn sync_data(&self) -> Result<(), std::io::Error> {
         self.0.sync_data()
     }
-    fn write(&self, offset: u64, data: &[u8]) -> Result<(), redb::BackendError> {
+    fn write(&self, offset: u64, data: &[u8]) -> Result<(), std::io::Error> {
         self.0.write(offset, data)
     }
 }

@@ -227,11 +227,6 @@ impl Store {
         Ok(())
     }
 
-    /// Commits in the log (for tests and the size checks).
-    #[cfg(test)]
-    pub(crate) fn log_len(&self) -> u64 {
-        self.newest - self.header.base
-    }
 }
 
 fn corrupt(malformed: Malformed) -> redb::Error {
