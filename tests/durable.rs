@@ -352,3 +352,26 @@ async fn concurrent_writers_are_all_durable() {
     assert!(groups.max > 1, "writes queued behind a sync form one group: {groups:?}");
     state.close().await.unwrap();
 }
+
+/// The file does not grow with the number of writes: a million key
+/// overwrites (10k commits of 100 keys) leave it within twice its size
+/// after the first ten thousand, with the same retained window.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_file_stays_bounded_under_overwrites() {
+    let file = TempPath::new("size");
+    let state = open(&file.0, 50, 50).await;
+    let batch = |round: u64| (0..100).map(move |i| (format!("key/{}", (round * 100 + i) % 1000), round));
+    let size = || std::fs::metadata(&file.0).unwrap().len();
+    for round in 0..100 {
+        state.update(batch(round)).await.unwrap();
+    }
+    let after_10k = size();
+    for round in 100..10_000 {
+        state.update(batch(round)).await.unwrap();
+    }
+    let after_1m = size();
+    eprintln!("journal size after 10k overwrites: {after_10k} B, after 1M: {after_1m} B");
+    assert!(after_1m <= 2 * after_10k, "{after_10k} -> {after_1m}");
+    assert_eq!(state.len(), 1000);
+    state.close().await.unwrap();
+}
