@@ -87,9 +87,13 @@
 //! - `models` (default): the typed models over `serde_json::Value` state;
 //!   without it the crate does not depend on `serde_json`.
 //! - `metrics`: publish [`Metrics`] through the `metrics` facade.
+//! - `durable`: a journal on disk (redb), so that a crash loses no
+//!   acknowledged write and a restarted process resumes where it stopped:
+//!   `Builder::durable` (see `DurableBuilder`). Reads are as fast as in
+//!   memory; each group of writes costs one `fsync`. Needs Rust 1.90.
 //!
-//! The minimum supported Rust version is 1.88, and CI builds and tests
-//! with exactly that toolchain. The writer is a tokio task: build a state
+//! The minimum supported Rust version is 1.88 (1.90 with `durable`, redb's
+//! own minimum), and CI builds and tests with exactly that toolchain. The writer is a tokio task: build a state
 //! inside a tokio runtime ([`ThreadSafeState::new`], [`Builder::build`]) or
 //! hand it one ([`Builder::build_on`]); reads need no runtime, and
 //! [`blocking`](ThreadSafeState::blocking) writes work from plain threads.
