@@ -60,21 +60,23 @@ fn sixty_four_writers(c: &mut Criterion) {
             .unwrap()
     });
     group.bench_function(BenchmarkId::new("thread_safe_state", "group commit"), |b| {
-        b.iter(|| rt.block_on(async {
-            let tasks: Vec<_> = (0..WRITERS)
-                .map(|writer| {
-                    let state = state.clone();
-                    tokio::spawn(async move {
-                        for n in 0..WRITES_PER_WRITER {
-                            state.set(format!("w{writer}"), n as u64).await.unwrap();
-                        }
+        b.iter(|| {
+            rt.block_on(async {
+                let tasks: Vec<_> = (0..WRITERS)
+                    .map(|writer| {
+                        let state = state.clone();
+                        tokio::spawn(async move {
+                            for n in 0..WRITES_PER_WRITER {
+                                state.set(format!("w{writer}"), n as u64).await.unwrap();
+                            }
+                        })
                     })
-                })
-                .collect();
-            for task in tasks {
-                task.await.unwrap();
-            }
-        }));
+                    .collect();
+                for task in tasks {
+                    task.await.unwrap();
+                }
+            })
+        });
     });
     rt.block_on(state.close()).unwrap();
     remove(&path);
@@ -90,7 +92,10 @@ fn sixty_four_writers(c: &mut Criterion) {
                         let key = format!("w{writer}");
                         for n in 0..WRITES_PER_WRITER {
                             let txn = db.begin_write().unwrap();
-                            txn.open_table(TABLE).unwrap().insert(key.as_str(), n as u64).unwrap();
+                            txn.open_table(TABLE)
+                                .unwrap()
+                                .insert(key.as_str(), n as u64)
+                                .unwrap();
                             txn.commit().unwrap();
                         }
                     });
@@ -110,28 +115,31 @@ fn sixty_four_writers(c: &mut Criterion) {
         )
         .unwrap();
     let connection = Mutex::new(connection);
-    group.bench_function(BenchmarkId::new("sqlite", "WAL, synchronous=FULL, txn per write"), |b| {
-        b.iter(|| {
-            std::thread::scope(|scope| {
-                for writer in 0..WRITERS {
-                    let connection = &connection;
-                    scope.spawn(move || {
-                        let key = format!("w{writer}");
-                        for n in 0..WRITES_PER_WRITER {
-                            let mut connection = connection.lock().unwrap();
-                            let txn = connection.transaction().unwrap();
-                            txn.execute(
-                                "INSERT OR REPLACE INTO kv (key, value) VALUES (?1, ?2)",
-                                (&key, n as i64),
-                            )
-                            .unwrap();
-                            txn.commit().unwrap();
-                        }
-                    });
-                }
+    group.bench_function(
+        BenchmarkId::new("sqlite", "WAL, synchronous=FULL, txn per write"),
+        |b| {
+            b.iter(|| {
+                std::thread::scope(|scope| {
+                    for writer in 0..WRITERS {
+                        let connection = &connection;
+                        scope.spawn(move || {
+                            let key = format!("w{writer}");
+                            for n in 0..WRITES_PER_WRITER {
+                                let mut connection = connection.lock().unwrap();
+                                let txn = connection.transaction().unwrap();
+                                txn.execute(
+                                    "INSERT OR REPLACE INTO kv (key, value) VALUES (?1, ?2)",
+                                    (&key, n as i64),
+                                )
+                                .unwrap();
+                                txn.commit().unwrap();
+                            }
+                        });
+                    }
+                });
             });
-        });
-    });
+        },
+    );
     drop(connection);
     remove(&path);
     group.finish();
@@ -205,7 +213,10 @@ fn recovery(c: &mut Criterion) {
                 let state = state.clone();
                 tokio::spawn(async move {
                     for n in 0..LOG / 64 + 1 {
-                        state.set(format!("key/{}", writer * 1000 + n), n).await.unwrap();
+                        state
+                            .set(format!("key/{}", writer * 1000 + n), n)
+                            .await
+                            .unwrap();
                     }
                 })
             })

@@ -422,7 +422,11 @@ impl<V: Send + Sync + 'static> Builder<V> {
             let version = Version::INITIAL;
             map.insert(key, Entry::new(Arc::new(value), version, version));
         }
-        self.assemble_from(Snapshot::new(Version::INITIAL, map), Vec::new(), Target::memory())
+        self.assemble_from(
+            Snapshot::new(Version::INITIAL, map),
+            Vec::new(),
+            Target::memory(),
+        )
     }
 
     /// The handle and its writer continuing from `base` and the `commits`

@@ -31,10 +31,7 @@ pub(crate) const LISTED_KEYS: usize = 10;
 #[derive(Clone)]
 pub struct Cause(std::sync::Arc<dyn std::error::Error + Send + Sync>);
 
-#[cfg_attr(
-    not(any(feature = "models", feature = "durable")),
-    allow(dead_code)
-)] // only models and the journal make a cause
+#[cfg_attr(not(any(feature = "models", feature = "durable")), allow(dead_code))] // only models and the journal make a cause
 impl Cause {
     pub(crate) fn new(error: impl std::error::Error + Send + Sync + 'static) -> Self {
         Cause(std::sync::Arc::new(error))

@@ -163,9 +163,9 @@ mod builder;
 mod conditional;
 mod error;
 mod histogram;
+mod history;
 #[cfg(feature = "durable")]
 mod journal;
-mod history;
 mod map;
 mod metrics;
 #[cfg(feature = "metrics")]
@@ -202,9 +202,11 @@ pub use builder::{
 };
 pub use error::{BuildError, Cause, Precondition, StateError, TransactionError};
 pub use histogram::Distribution;
-#[cfg(feature = "durable")]
-pub use journal::{DurableBuilder, OpenError, DEFAULT_CHECKPOINT_BYTES, DEFAULT_CHECKPOINT_COMMITS};
 pub use history::{ChangeRecord, ChangeSet, Operation};
+#[cfg(feature = "durable")]
+pub use journal::{
+    DurableBuilder, OpenError, DEFAULT_CHECKPOINT_BYTES, DEFAULT_CHECKPOINT_COMMITS,
+};
 pub use metrics::{Metrics, OperationCounts};
 #[cfg(feature = "models")]
 pub use models::{AgentCoordinationState, CodeGenerationState};

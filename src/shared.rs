@@ -44,7 +44,10 @@ impl<V> Shared<V> {
         name: &str,
     ) -> (Arc<Self>, broadcast::Sender<FeedItem<V>>) {
         let current = match commits.last() {
-            Some(last) => last.snapshot.clone().expect("the last commit holds its snapshot"),
+            Some(last) => last
+                .snapshot
+                .clone()
+                .expect("the last commit holds its snapshot"),
             None => base.clone(),
         };
         let mut history = History::new(max_history, base);

@@ -278,7 +278,10 @@ fn run_child(path: &Path, delay: Duration) -> Run {
     }
     thread::sleep(delay);
     if let Some(status) = child.0.try_wait().unwrap() {
-        panic!("the child exited on its own ({status}); it printed {:?}", run.other);
+        panic!(
+            "the child exited on its own ({status}); it printed {:?}",
+            run.other
+        );
     }
     child.0.kill().unwrap();
     child.0.wait().unwrap();
@@ -288,7 +291,9 @@ fn run_child(path: &Path, delay: Duration) -> Run {
         record(&mut run, event);
     }
     assert!(
-        !run.other.iter().any(|line| line.starts_with("error") || line.starts_with("expired")),
+        !run.other
+            .iter()
+            .any(|line| line.starts_with("error") || line.starts_with("expired")),
         "the child failed: {:?}",
         run.other
     );
@@ -337,20 +342,29 @@ fn check_recovered(
             "cycle {cycle}: task {task} recovered {n}, acknowledged {acked}: lost"
         );
         let previous = before.get(&task).copied().unwrap_or(0);
-        assert!(n >= previous, "cycle {cycle}: task {task} went from {previous} to {n}");
+        assert!(
+            n >= previous,
+            "cycle {cycle}: task {task} went from {previous} to {n}"
+        );
         counters.insert(task, n);
     }
     // Every version is one task's increment, nothing else writes: the
     // counts add up to the version exactly.
     let counted: u64 = counters.values().sum();
-    assert_eq!(counted, version, "cycle {cycle}: counts do not add up to the version");
+    assert_eq!(
+        counted, version,
+        "cycle {cycle}: counts do not add up to the version"
+    );
 
     // History: contiguous versions ending at `version`, the whole window,
     // each one an update of one task's two keys to the same value.
     let history = state.history(None, None);
     let mut by_version: BTreeMap<u64, Vec<_>> = BTreeMap::new();
     for record in &history {
-        by_version.entry(record.version.get()).or_default().push(record);
+        by_version
+            .entry(record.version.get())
+            .or_default()
+            .push(record);
     }
     let versions: Vec<u64> = by_version.keys().copied().collect();
     let window = (MAX_HISTORY as u64).min(version);
@@ -371,7 +385,11 @@ fn check_recovered(
         );
         let agent = format!("task-{task}");
         for record in records {
-            assert_eq!(record.operation, Operation::Update, "cycle {cycle}: version {at}");
+            assert_eq!(
+                record.operation,
+                Operation::Update,
+                "cycle {cycle}: version {at}"
+            );
             assert_eq!(record.changed_by.as_deref(), Some(agent.as_str()));
             assert!(record.new_value.is_some());
         }
@@ -405,10 +423,7 @@ fn kill_and_recover() {
             .as_nanos() as u64
     });
     let mut random = XorShift::new(seed);
-    let path = std::env::temp_dir().join(format!(
-        "tss-crash-{}-{seed:x}.redb",
-        std::process::id()
-    ));
+    let path = std::env::temp_dir().join(format!("tss-crash-{}-{seed:x}.redb", std::process::id()));
     let _cleanup = TempFile(path.clone());
     let _ = std::fs::remove_file(&path);
 
@@ -457,5 +472,8 @@ fn kill_and_recover() {
          seed {seed} ({SEED_VAR}), {:.1?}",
         started.elapsed()
     );
-    assert!(total_acks >= kills, "every cycle acknowledges at least one write");
+    assert!(
+        total_acks >= kills,
+        "every cycle acknowledges at least one write"
+    );
 }

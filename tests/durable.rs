@@ -56,7 +56,12 @@ fn entries(snapshot: &thread_safe_state::Snapshot<u64>) -> Vec<(String, u64, Ver
         .keys()
         .map(|key| {
             let entry = snapshot.entry(key).unwrap();
-            (key.to_owned(), **entry.value(), entry.created(), entry.modified())
+            (
+                key.to_owned(),
+                **entry.value(),
+                entry.created(),
+                entry.modified(),
+            )
         })
         .collect();
     entries.sort();
@@ -83,13 +88,18 @@ fn observe(state: &ThreadSafeState<u64>) -> Observed {
 async fn workload(state: &ThreadSafeState<u64>, rounds: u64) {
     let planner = state.for_agent("planner");
     for round in 0..rounds {
-        planner.set(format!("task/{}", round % 7), round).await.unwrap();
+        planner
+            .set(format!("task/{}", round % 7), round)
+            .await
+            .unwrap();
         state
             .update([("a", round), ("b", round + 1)])
             .await
             .unwrap();
         state
-            .modify("counter", |n: Option<&u64>| Modification::Set(n.copied().unwrap_or(0) + 1))
+            .modify("counter", |n: Option<&u64>| {
+                Modification::Set(n.copied().unwrap_or(0) + 1)
+            })
             .await
             .unwrap();
         let token = state.snapshot().modified_version("a").unwrap();
@@ -118,7 +128,10 @@ async fn workload(state: &ThreadSafeState<u64>, rounds: u64) {
         if round % 17 == 16 {
             state.clear().await.unwrap();
         }
-        state.delete(format!("task/{}", (round + 3) % 7)).await.unwrap();
+        state
+            .delete(format!("task/{}", (round + 3) % 7))
+            .await
+            .unwrap();
     }
 }
 
@@ -179,8 +192,14 @@ async fn initial_state_seeds_only_a_new_journal() {
 async fn an_open_journal_is_locked_and_close_releases_it() {
     let file = TempPath::new("lock");
     let state = open(&file.0, 10, 10).await;
-    let again = ThreadSafeState::<u64>::builder().durable(&file.0).open().await;
-    assert!(matches!(again, Err(OpenError::AlreadyOpen { .. })), "{again:?}");
+    let again = ThreadSafeState::<u64>::builder()
+        .durable(&file.0)
+        .open()
+        .await;
+    assert!(
+        matches!(again, Err(OpenError::AlreadyOpen { .. })),
+        "{again:?}"
+    );
     state.close().await.unwrap();
     // Closed: writes are refused, the file opens elsewhere.
     assert_eq!(state.set("k", 1).await, Err(StateError::Closed));
@@ -194,9 +213,14 @@ async fn a_file_of_another_value_type_is_refused() {
     let state = open(&file.0, 10, 10).await;
     state.set("k", 7).await.unwrap();
     state.close().await.unwrap();
-    let other = ThreadSafeState::<String>::builder().durable(&file.0).open().await;
+    let other = ThreadSafeState::<String>::builder()
+        .durable(&file.0)
+        .open()
+        .await;
     match other {
-        Err(OpenError::ValueTypeMismatch { stored, expected, .. }) => {
+        Err(OpenError::ValueTypeMismatch {
+            stored, expected, ..
+        }) => {
             assert_eq!(stored, "u64");
             assert_eq!(expected, "alloc::string::String");
         }
@@ -208,7 +232,10 @@ async fn a_file_of_another_value_type_is_refused() {
         .value_type("u64")
         .open()
         .await;
-    assert!(matches!(decoded, Err(OpenError::Decode { .. })), "{decoded:?}");
+    assert!(
+        matches!(decoded, Err(OpenError::Decode { .. })),
+        "{decoded:?}"
+    );
 }
 
 #[tokio::test]
@@ -275,7 +302,10 @@ fn flipped_bits_and_truncation_are_errors_or_harmless() {
         check(&bytes, &format!("bit flip at byte {at}"));
     }
     for len in [0, 1, 512, 4096, pristine.len() / 2, pristine.len() - 1] {
-        check(&pristine[..len.min(pristine.len())], &format!("truncation to {len}"));
+        check(
+            &pristine[..len.min(pristine.len())],
+            &format!("truncation to {len}"),
+        );
     }
     eprintln!(
         "{} damaged files: {} opened with the original state, {} refused",
@@ -303,18 +333,32 @@ impl Serialize for Picky {
 #[tokio::test]
 async fn a_value_that_does_not_serialize_fails_its_write_and_nothing_else() {
     let file = TempPath::new("picky");
-    let state = ThreadSafeState::<Picky>::builder().durable(&file.0).open().await.unwrap();
+    let state = ThreadSafeState::<Picky>::builder()
+        .durable(&file.0)
+        .open()
+        .await
+        .unwrap();
     let v1 = state.set("k", Picky(1)).await.unwrap();
     let error = state.set("k", Picky(13)).await.unwrap_err();
-    assert!(matches!(error, StateError::NotSerializable { .. }), "{error}");
-    assert!(std::error::Error::source(&error).unwrap().to_string().contains("13"));
+    assert!(
+        matches!(error, StateError::NotSerializable { .. }),
+        "{error}"
+    );
+    assert!(std::error::Error::source(&error)
+        .unwrap()
+        .to_string()
+        .contains("13"));
     assert_eq!(state.version(), v1);
     assert_eq!(state.get("k").as_deref(), Some(&Picky(1)));
     assert_eq!(state.history(None, None).len(), 1);
     let v2 = state.set("k", Picky(2)).await.unwrap();
     assert_eq!(v2, v1.next());
     state.close().await.unwrap();
-    let state = ThreadSafeState::<Picky>::builder().durable(&file.0).open().await.unwrap();
+    let state = ThreadSafeState::<Picky>::builder()
+        .durable(&file.0)
+        .open()
+        .await
+        .unwrap();
     assert_eq!(state.get("k").as_deref(), Some(&Picky(2)));
     assert_eq!(state.version(), v2);
     state.close().await.unwrap();
@@ -349,7 +393,10 @@ async fn concurrent_writers_are_all_durable() {
     for task in 0..32 {
         assert_eq!(state.get(&format!("t{task}")).as_deref(), Some(&19));
     }
-    assert!(groups.max > 1, "writes queued behind a sync form one group: {groups:?}");
+    assert!(
+        groups.max > 1,
+        "writes queued behind a sync form one group: {groups:?}"
+    );
     state.close().await.unwrap();
 }
 
@@ -360,7 +407,8 @@ async fn concurrent_writers_are_all_durable() {
 async fn the_file_stays_bounded_under_overwrites() {
     let file = TempPath::new("size");
     let state = open(&file.0, 50, 50).await;
-    let batch = |round: u64| (0..100).map(move |i| (format!("key/{}", (round * 100 + i) % 1000), round));
+    let batch =
+        |round: u64| (0..100).map(move |i| (format!("key/{}", (round * 100 + i) % 1000), round));
     let size = || std::fs::metadata(&file.0).unwrap().len();
     for round in 0..100 {
         state.update(batch(round)).await.unwrap();

@@ -40,7 +40,11 @@ enum Write {
     /// `set_if` with the key's current modified version (fresh: should
     /// succeed), or with its modified version `back` versions ago (stale
     /// if the key changed since).
-    SetIf { key: usize, value: i64, back: Option<u64> },
+    SetIf {
+        key: usize,
+        value: i64,
+        back: Option<u64>,
+    },
     /// Roll back this many versions (0 is the current version: invalid;
     /// beyond the window: compacted).
     Rollback(u64),
@@ -56,7 +60,10 @@ enum ModifyKind {
 
 #[derive(Clone, Debug)]
 enum Step {
-    One { agent: usize, write: Write },
+    One {
+        agent: usize,
+        write: Write,
+    },
     /// Writes queued together, so the durable writer appends them as one
     /// group (one journal transaction); the model applies them one by one.
     Burst(Vec<(usize, Write)>),
@@ -83,7 +90,7 @@ fn write() -> impl Strategy<Value = Write> {
             .prop_map(|(k, m)| Write::Modify(k, m)),
         3 => (key, value, prop::option::weighted(0.5, 1u64..6))
             .prop_map(|(key, value, back)| Write::SetIf { key, value, back }),
-        0 => (0u64..12).prop_map(Write::Rollback),
+        2 => (0u64..12).prop_map(Write::Rollback),
         1 => Just(Write::Clear),
     ]
 }
@@ -205,7 +212,14 @@ fn handle(state: &ThreadSafeState<i64>, agent: usize) -> ThreadSafeState<i64> {
 }
 
 /// A history record without its timestamp.
-type Record = (Version, Operation, String, Option<i64>, Option<i64>, Option<String>);
+type Record = (
+    Version,
+    Operation,
+    String,
+    Option<i64>,
+    Option<i64>,
+    Option<String>,
+);
 /// A key with its value, created and modified versions.
 type Entry = (String, i64, Version, Version);
 
@@ -214,7 +228,12 @@ fn entries(snapshot: &Snapshot<i64>) -> Vec<Entry> {
         .keys()
         .map(|key| {
             let entry = snapshot.entry(key).unwrap();
-            (key.to_owned(), **entry.value(), entry.created(), entry.modified())
+            (
+                key.to_owned(),
+                **entry.value(),
+                entry.created(),
+                entry.modified(),
+            )
         })
         .collect();
     entries.sort();
@@ -340,12 +359,22 @@ fn run(steps: Vec<Step>) -> Result<(), TestCaseError> {
                     durable = open(&path).await;
                 }
             }
-            prop_assert_eq!(observe(&durable), observe(&model), "after step {}: {:?}", i, step);
+            prop_assert_eq!(
+                observe(&durable),
+                observe(&model),
+                "after step {}: {:?}",
+                i,
+                step
+            );
         }
         durable.close().await.expect("close");
         // One last reopen: the file holds the final state too.
         let reopened = open(&path).await;
-        prop_assert_eq!(observe(&reopened), observe(&model), "after the final reopen");
+        prop_assert_eq!(
+            observe(&reopened),
+            observe(&model),
+            "after the final reopen"
+        );
         reopened.close().await.expect("close");
         Ok(())
     })
@@ -401,7 +430,9 @@ proptest! {
 async fn rollback_after_reopen_matches_the_in_memory_state() {
     let dir = TempDir::new();
     let path = dir.0.join("journal.redb");
-    let model = ThreadSafeState::<i64>::builder().max_history(MAX_HISTORY).build();
+    let model = ThreadSafeState::<i64>::builder()
+        .max_history(MAX_HISTORY)
+        .build();
     let mut durable = open(&path).await;
     for state in [&model, &durable] {
         state.set("plan", 1).await.unwrap(); // v1
@@ -415,6 +446,10 @@ async fn rollback_after_reopen_matches_the_in_memory_state() {
         state.rollback(Version::new(1)).await.unwrap(); // v4: nothing to change
     }
     assert_eq!(model.history(None, Some(1))[0].version, Version::new(3));
-    assert_eq!(observe(&durable), observe(&model), "after the second rollback");
+    assert_eq!(
+        observe(&durable),
+        observe(&model),
+        "after the second rollback"
+    );
     durable.close().await.unwrap();
 }

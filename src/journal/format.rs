@@ -73,7 +73,10 @@ impl Writer {
     }
 
     /// The buffer a value is serialized into, after its length.
-    pub(crate) fn value(&mut self, encode: impl FnOnce(&mut Vec<u8>) -> Result<(), serde_json::Error>) -> Result<(), serde_json::Error> {
+    pub(crate) fn value(
+        &mut self,
+        encode: impl FnOnce(&mut Vec<u8>) -> Result<(), serde_json::Error>,
+    ) -> Result<(), serde_json::Error> {
         let at = self.bytes.len();
         self.u32(0);
         encode(&mut self.bytes)?;
@@ -122,11 +125,15 @@ impl<'a> Reader<'a> {
     }
 
     pub(crate) fn u32(&mut self) -> Result<u32, Malformed> {
-        Ok(u32::from_le_bytes(self.take(4)?.try_into().expect("4 bytes")))
+        Ok(u32::from_le_bytes(
+            self.take(4)?.try_into().expect("4 bytes"),
+        ))
     }
 
     pub(crate) fn u64(&mut self) -> Result<u64, Malformed> {
-        Ok(u64::from_le_bytes(self.take(8)?.try_into().expect("8 bytes")))
+        Ok(u64::from_le_bytes(
+            self.take(8)?.try_into().expect("8 bytes"),
+        ))
     }
 
     pub(crate) fn bytes(&mut self) -> Result<&'a [u8], Malformed> {
@@ -233,12 +240,17 @@ pub(crate) fn entry(key: &str, created: u64, modified: u64, value: &[u8]) -> Vec
 }
 
 /// Decode a stored entry: (created, modified, value JSON).
-pub(crate) fn read_entry<'a>(key: &str, record: &'a [u8]) -> Result<(u64, u64, &'a [u8]), Malformed> {
+pub(crate) fn read_entry<'a>(
+    key: &str,
+    record: &'a [u8],
+) -> Result<(u64, u64, &'a [u8]), Malformed> {
     let mut reader = Reader::new(record, key.as_bytes())?;
     let created = reader.u64()?;
     let modified = reader.u64()?;
     if created > modified {
-        return Err(Malformed(format!("key {key:?} created after it was modified")));
+        return Err(Malformed(format!(
+            "key {key:?} created after it was modified"
+        )));
     }
     Ok((created, modified, reader.rest()))
 }
@@ -350,7 +362,11 @@ mod tests {
     #[test]
     fn a_commit_round_trips_and_a_flipped_bit_is_caught() {
         let values = [7u32, 9];
-        let changes = vec![("a", Some(&values[0])), ("b", None), ("c", Some(&values[1]))];
+        let changes = vec![
+            ("a", Some(&values[0])),
+            ("b", None),
+            ("c", Some(&values[1])),
+        ];
         let at = SystemTime::UNIX_EPOCH + Duration::new(1_700_000_000, 5);
         let record = commit(
             42,

@@ -270,7 +270,10 @@ where
     /// state.blocking().close().unwrap();
     /// # std::fs::remove_file(&path).unwrap();
     /// ```
-    pub fn open_on(self, runtime: &tokio::runtime::Handle) -> Result<ThreadSafeState<V>, OpenError> {
+    pub fn open_on(
+        self,
+        runtime: &tokio::runtime::Handle,
+    ) -> Result<ThreadSafeState<V>, OpenError> {
         self.builder.check()?;
         Ok(self.recover()?.spawn(runtime))
     }
@@ -490,8 +493,12 @@ impl OpenError {
     fn from_failure(path: &Path, failure: OpenFailure) -> Self {
         let path = path.to_owned();
         match failure {
-            OpenFailure::Storage(redb::Error::DatabaseAlreadyOpen) => OpenError::AlreadyOpen { path },
-            OpenFailure::Storage(redb::Error::Corrupted(detail)) => OpenError::Corrupt { path, detail },
+            OpenFailure::Storage(redb::Error::DatabaseAlreadyOpen) => {
+                OpenError::AlreadyOpen { path }
+            }
+            OpenFailure::Storage(redb::Error::Corrupted(detail)) => {
+                OpenError::Corrupt { path, detail }
+            }
             OpenFailure::Storage(redb::Error::UpgradeRequired(format)) => OpenError::Corrupt {
                 path,
                 detail: format!("redb file format {format} needs an upgrade"),

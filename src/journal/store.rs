@@ -129,7 +129,10 @@ impl Store {
     }
 
     /// Write a group's commits in one transaction and sync it.
-    pub(crate) fn append<V: Serialize>(&mut self, commits: &[CommitView<V>]) -> Result<(), Failure> {
+    pub(crate) fn append<V: Serialize>(
+        &mut self,
+        commits: &[CommitView<V>],
+    ) -> Result<(), Failure> {
         let mut records = Vec::with_capacity(commits.len());
         for commit in commits {
             let version = commit.version.get();
@@ -226,7 +229,6 @@ impl Store {
         self.log_bytes = 0;
         Ok(())
     }
-
 }
 
 fn corrupt(malformed: Malformed) -> redb::Error {
@@ -263,7 +265,10 @@ fn create<V: Serialize>(
         for (key, value) in initial {
             let json = serde_json::to_vec(value).map_err(OpenFailure::Decode)?;
             let version = header.base;
-            base.insert(&**key, format::entry(key, version, version, &json).as_slice())?;
+            base.insert(
+                &**key,
+                format::entry(key, version, version, &json).as_slice(),
+            )?;
         }
         transaction.open_table(LOG)?;
         let mut table = transaction.open_table(HEADER)?;
@@ -274,7 +279,10 @@ fn create<V: Serialize>(
 }
 
 /// Load the stored snapshot, then replay the log over it.
-fn recover<V: DeserializeOwned>(db: &Database, base_version: u64) -> Result<Recovered<V>, OpenFailure> {
+fn recover<V: DeserializeOwned>(
+    db: &Database,
+    base_version: u64,
+) -> Result<Recovered<V>, OpenFailure> {
     let transaction = db.begin_read()?;
     let mut map = Map::new();
     for item in transaction.open_table(BASE)?.iter()? {
@@ -289,14 +297,17 @@ fn recover<V: DeserializeOwned>(db: &Database, base_version: u64) -> Result<Reco
         let value: V = serde_json::from_slice(json).map_err(OpenFailure::Decode)?;
         map.insert(
             Arc::from(key),
-            Entry::new(Arc::new(value), Version::new(modified), Version::new(created)),
+            Entry::new(
+                Arc::new(value),
+                Version::new(modified),
+                Version::new(created),
+            ),
         );
     }
     let base = Snapshot::new(Version::new(base_version), map.clone());
     let log = transaction.open_table(LOG)?;
     let mut commits: Vec<Commit<V>> = Vec::with_capacity(log.len()? as usize);
-    let mut expected = base_version + 1;
-    for item in log.iter()? {
+    for (expected, item) in (base_version + 1..).zip(log.iter()?) {
         let (version, record) = item?;
         let version = version.value();
         if version != expected {
@@ -305,7 +316,6 @@ fn recover<V: DeserializeOwned>(db: &Database, base_version: u64) -> Result<Reco
                 expected - 1
             )));
         }
-        expected += 1;
         let stored = format::read_commit(version, record.value())?;
         let at = Version::new(version);
         let mut changes = Vec::with_capacity(stored.changes.len());
@@ -315,7 +325,8 @@ fn recover<V: DeserializeOwned>(db: &Database, base_version: u64) -> Result<Reco
                 .unwrap_or_else(|| Arc::from(change.key));
             match change.value {
                 Some(json) => {
-                    let value = Arc::new(serde_json::from_slice::<V>(json).map_err(OpenFailure::Decode)?);
+                    let value =
+                        Arc::new(serde_json::from_slice::<V>(json).map_err(OpenFailure::Decode)?);
                     let old = map.write(Arc::clone(&key), Arc::clone(&value), at);
                     changes.push(Change {
                         key,
@@ -348,7 +359,7 @@ fn recover<V: DeserializeOwned>(db: &Database, base_version: u64) -> Result<Reco
             },
             snapshot: None,
         });
-        if commits.len() % SNAPSHOT_EVERY == 0 {
+        if commits.len().is_multiple_of(SNAPSHOT_EVERY) {
             let last = commits.last_mut().expect("just pushed");
             last.snapshot = Some(Snapshot::new(at, map.clone()));
         }

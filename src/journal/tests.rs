@@ -67,10 +67,8 @@ struct TempPath(PathBuf);
 
 impl TempPath {
     fn new(name: &str) -> Self {
-        let path = std::env::temp_dir().join(format!(
-            "tss-fault-{name}-{}.redb",
-            std::process::id()
-        ));
+        let path =
+            std::env::temp_dir().join(format!("tss-fault-{name}-{}.redb", std::process::id()));
         let _ = std::fs::remove_file(&path);
         Self(path)
     }
@@ -127,7 +125,11 @@ async fn a_failure_loses_nothing_acknowledged(mode_on_failure: u8, name: &str) {
     let state = open_faulty(&file.0, &mode).await;
     let mut acknowledged = Vec::new();
     for n in 0..12 {
-        acknowledged.push((format!("k{n}"), n, state.set(format!("k{n}"), n).await.unwrap()));
+        acknowledged.push((
+            format!("k{n}"),
+            n,
+            state.set(format!("k{n}"), n).await.unwrap(),
+        ));
     }
     let before = state.version();
     let mut subscriber = state.subscribe();
@@ -153,14 +155,20 @@ async fn a_failure_loses_nothing_acknowledged(mode_on_failure: u8, name: &str) {
     assert_eq!(state.get("failed"), None);
     assert!(!subscriber.has_changed().unwrap());
     assert_eq!(state.history(None, None)[0].version, before);
-    assert_eq!(state.snapshot_at(before.next()).unwrap_err(), StateError::FutureVersion {
-        target: before.next(),
-        current: before
-    });
+    assert_eq!(
+        state.snapshot_at(before.next()).unwrap_err(),
+        StateError::FutureVersion {
+            target: before.next(),
+            current: before
+        }
+    );
     // The journal is unusable now, even if the disk recovers.
     mode.store(HEALTHY, Ordering::SeqCst);
     let refused = state.set("later", 1).await.unwrap_err();
-    assert!(matches!(refused, StateError::JournalFailed { .. }), "{refused}");
+    assert!(
+        matches!(refused, StateError::JournalFailed { .. }),
+        "{refused}"
+    );
     assert_eq!(state.get("k3").as_deref(), Some(&3));
     let metrics = state.metrics();
     assert_eq!(metrics.failed_commands, 9);
@@ -174,7 +182,14 @@ async fn a_failure_loses_nothing_acknowledged(mode_on_failure: u8, name: &str) {
         let failed_group = state.version().get() - before.get();
         assert!(failed_group <= 8, "{failed_group}");
         assert_eq!(state.get("failed").is_some(), failed_group > 0);
-        assert_eq!(state.history(None, None).iter().filter(|r| r.key == "failed").count() as u64, failed_group);
+        assert_eq!(
+            state
+                .history(None, None)
+                .iter()
+                .filter(|r| r.key == "failed")
+                .count() as u64,
+            failed_group
+        );
     } else {
         assert_eq!(state.version(), before);
         assert_eq!(state.get("failed"), None);

@@ -109,7 +109,10 @@ impl<V> Committer<V> {
     /// Steps 1 and 2 for a group: apply `commands` in order and record their
     /// commits, invisible to readers until [`Self::finish_batch`]. Returns
     /// when the group started, for its metrics.
-    pub(crate) fn apply_batch(&mut self, commands: impl IntoIterator<Item = Command<V>>) -> Instant {
+    pub(crate) fn apply_batch(
+        &mut self,
+        commands: impl IntoIterator<Item = Command<V>>,
+    ) -> Instant {
         let started = Instant::now();
         let mut answers = std::mem::take(&mut self.answers);
         for command in commands {

@@ -9,8 +9,8 @@
 
 use std::marker::PhantomData;
 
-use crate::writer::commit::Committer;
 use crate::writer::command::Command;
+use crate::writer::commit::Committer;
 
 /// Where the writer's groups become final.
 pub(crate) enum Target<V> {
