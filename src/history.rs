@@ -469,6 +469,9 @@ pub(crate) struct CommitView<V> {
     pub(crate) operation: Operation,
     pub(crate) changed_by: Option<Arc<str>>,
     pub(crate) changes: Changes<V>,
+    /// A rollback's target: the values it wrote are that version's very
+    /// values (the same `Arc`s), which a journal must restore as such.
+    pub(crate) restored_from: Option<Version>,
 }
 
 impl<V> Clone for CommitView<V> {
@@ -479,6 +482,7 @@ impl<V> Clone for CommitView<V> {
             operation: self.operation,
             changed_by: self.changed_by.clone(),
             changes: self.changes.clone(),
+            restored_from: self.restored_from,
         }
     }
 }
@@ -573,6 +577,7 @@ mod tests {
                     timestamp: SystemTime::UNIX_EPOCH,
                     operation: Operation::Set,
                     changed_by: None,
+                    restored_from: None,
                     changes: Changes::One(Change {
                         key: Arc::from("k"),
                         old,

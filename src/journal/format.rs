@@ -31,6 +31,8 @@ pub(crate) struct StoredCommit<'a> {
     pub(crate) operation: Operation,
     pub(crate) changed_by: Option<&'a str>,
     pub(crate) changes: Vec<StoredChange<'a>>,
+    /// A rollback's target version.
+    pub(crate) restored_from: Option<u64>,
 }
 
 /// The journal's header: format, the version its stored snapshot is at,
@@ -160,11 +162,13 @@ impl<'a> Reader<'a> {
 }
 
 /// Encode a commit. `encode_value` serializes one value into the buffer.
+#[allow(clippy::too_many_arguments)] // one per field of the record
 pub(crate) fn commit<'v, T: 'v>(
     version: u64,
     timestamp: SystemTime,
     operation: Operation,
     changed_by: Option<&str>,
+    restored_from: Option<u64>,
     changes: impl ExactSizeIterator<Item = (&'v str, Option<&'v T>)>,
     mut encode_value: impl FnMut(&mut Vec<u8>, &T) -> Result<(), serde_json::Error>,
 ) -> Result<Vec<u8>, serde_json::Error> {
@@ -179,6 +183,13 @@ pub(crate) fn commit<'v, T: 'v>(
         Some(name) => {
             record.u8(1);
             record.bytes(name.as_bytes());
+        }
+        None => record.u8(0),
+    }
+    match restored_from {
+        Some(target) => {
+            record.u8(1);
+            record.u64(target);
         }
         None => record.u8(0),
     }
@@ -210,6 +221,11 @@ pub(crate) fn read_commit(version: u64, record: &[u8]) -> Result<StoredCommit<'_
         1 => Some(reader.str()?),
         other => return Err(Malformed(format!("bad changed_by tag {other}"))),
     };
+    let restored_from = match reader.u8()? {
+        0 => None,
+        1 => Some(reader.u64()?),
+        other => return Err(Malformed(format!("bad rollback target tag {other}"))),
+    };
     let count = reader.u32()? as usize;
     let mut changes = Vec::with_capacity(count.min(1 << 16));
     for _ in 0..count {
@@ -227,6 +243,7 @@ pub(crate) fn read_commit(version: u64, record: &[u8]) -> Result<StoredCommit<'_
         operation,
         changed_by,
         changes,
+        restored_from,
     })
 }
 
@@ -373,6 +390,7 @@ mod tests {
             at,
             Operation::Transaction,
             Some("agent"),
+            Some(40),
             changes.into_iter(),
             |buffer, value| serde_json::to_writer(buffer, value),
         )
@@ -381,6 +399,7 @@ mod tests {
         assert_eq!(read.timestamp, at);
         assert_eq!(read.operation, Operation::Transaction);
         assert_eq!(read.changed_by, Some("agent"));
+        assert_eq!(read.restored_from, Some(40));
         let keys: Vec<_> = read.changes.iter().map(|c| (c.key, c.value)).collect();
         assert_eq!(
             keys,

@@ -142,6 +142,7 @@ impl Store {
                 commit.timestamp,
                 commit.operation,
                 commit.changed_by.as_deref(),
+                commit.restored_from.map(Version::get),
                 commit
                     .changes
                     .as_slice()
@@ -325,8 +326,18 @@ fn recover<V: DeserializeOwned>(
                 .unwrap_or_else(|| Arc::from(change.key));
             match change.value {
                 Some(json) => {
-                    let value =
-                        Arc::new(serde_json::from_slice::<V>(json).map_err(OpenFailure::Decode)?);
+                    // A rollback wrote its target's very values: share
+                    // them as the original did, or a later rollback would
+                    // see a difference where there is none.
+                    let restored = stored
+                        .restored_from
+                        .and_then(|target| value_at(&base, &commits, target, change.key));
+                    let value = match restored {
+                        Some(value) => value,
+                        None => Arc::new(
+                            serde_json::from_slice::<V>(json).map_err(OpenFailure::Decode)?,
+                        ),
+                    };
                     let old = map.write(Arc::clone(&key), Arc::clone(&value), at);
                     changes.push(Change {
                         key,
@@ -356,6 +367,7 @@ fn recover<V: DeserializeOwned>(
                 operation: stored.operation,
                 changed_by: stored.changed_by.map(Arc::from),
                 changes: Changes::written(changes),
+                restored_from: stored.restored_from.map(Version::new),
             },
             snapshot: None,
         });
@@ -370,4 +382,43 @@ fn recover<V: DeserializeOwned>(
         }
     }
     Ok(Recovered { base, commits })
+}
+
+/// `key`'s value at `version` among what recovery has rebuilt so far (the
+/// stored snapshot `base`, then `commits`), if it can be known: at most
+/// one snapshot interval of commits is searched.
+fn value_at<V>(
+    base: &Snapshot<V>,
+    commits: &[Commit<V>],
+    version: u64,
+    key: &str,
+) -> Option<Arc<V>> {
+    let value = |entry: &Entry<V>| Arc::clone(entry.value());
+    let base_version = base.version().get();
+    if version < base_version {
+        // Before the stored snapshot: its value is the one at `version`
+        // only if the key has not changed since.
+        return base
+            .map()
+            .get(key)
+            .filter(|entry| entry.modified().get() <= version)
+            .map(value);
+    }
+    let upto = ((version - base_version) as usize).min(commits.len());
+    for commit in commits[..upto].iter().rev() {
+        if let Some(change) = commit
+            .view
+            .changes
+            .as_slice()
+            .iter()
+            .rev()
+            .find(|c| &*c.key == key)
+        {
+            return change.new.clone();
+        }
+        if let Some(snapshot) = &commit.snapshot {
+            return snapshot.map().get(key).map(value);
+        }
+    }
+    base.map().get(key).map(value)
 }

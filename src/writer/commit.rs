@@ -300,6 +300,10 @@ impl<V> Committer<V> {
     /// until [`Self::publish`].
     fn apply(&mut self, op: Op<V>, changed_by: Option<Arc<str>>) -> Reply {
         let next = self.version.next();
+        let restored_from = match op {
+            Op::Rollback(target) | Op::RollbackIf { target, .. } => Some(target),
+            _ => None,
+        };
         let written: Written<V> = match op {
             // Taken out in `commit_batch`; harmless if it ever got here.
             Op::Close => return Ok(self.unchanged()),
@@ -361,7 +365,9 @@ impl<V> Committer<V> {
             Ok((operation, changes)) if changes.is_empty() && operation != Operation::Rollback => {
                 Ok(self.unchanged())
             }
-            Ok((operation, changes)) => Ok(self.commit(next, operation, changed_by, changes)),
+            Ok((operation, changes)) => {
+                Ok(self.commit(next, operation, changed_by, changes, restored_from))
+            }
         }
     }
 
@@ -387,6 +393,7 @@ impl<V> Committer<V> {
         operation: Operation,
         changed_by: Option<Arc<str>>,
         changes: Changes<V>,
+        restored_from: Option<Version>,
     ) -> Applied {
         let span = tracing::debug_span!(
             "commit",
@@ -404,6 +411,7 @@ impl<V> Committer<V> {
                 operation,
                 changed_by,
                 changes,
+                restored_from,
             },
             snapshot: None,
         });
