@@ -174,6 +174,8 @@ mod metrics_export;
 mod models;
 mod modify;
 mod recovery;
+#[cfg_attr(not(feature = "durable"), allow(dead_code))] // until export lands
+mod replay;
 mod shared;
 mod snapshot;
 mod state;

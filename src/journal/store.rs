@@ -17,14 +17,15 @@
 
 use std::collections::VecDeque;
 
-use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::error::Cause;
-use crate::history::{Change, Changes, Commit, CommitView};
+use crate::history::{Commit, CommitView};
 use crate::journal::format::{self, Header, Malformed, FORMAT};
 use crate::map::Map;
+use crate::replay::{Replay, Replayed};
 use crate::snapshot::{Entry, Snapshot};
 use crate::sync::Arc;
 use crate::Version;
@@ -33,10 +34,6 @@ const HEADER: TableDefinition<&str, &[u8]> = TableDefinition::new("header");
 const BASE: TableDefinition<&str, &[u8]> = TableDefinition::new("base");
 const LOG: TableDefinition<u64, &[u8]> = TableDefinition::new("log");
 const HEADER_KEY: &str = "header";
-
-/// Recovered commits carry a snapshot this often, so that a history
-/// lookup between two of them replays at most this many commits.
-const SNAPSHOT_EVERY: usize = 64;
 
 /// When the journal folds its log into the stored snapshot.
 #[derive(Debug, Clone, Copy)]
@@ -305,120 +302,40 @@ fn recover<V: DeserializeOwned>(
             ),
         );
     }
-    let base = Snapshot::new(Version::new(base_version), map.clone());
+    let mut replay = Replay::new(Snapshot::new(Version::new(base_version), map));
     let log = transaction.open_table(LOG)?;
-    let mut commits: Vec<Commit<V>> = Vec::with_capacity(log.len()? as usize);
-    for (expected, item) in (base_version + 1..).zip(log.iter()?) {
+    for item in log.iter()? {
         let (version, record) = item?;
         let version = version.value();
-        if version != expected {
-            return Err(OpenFailure::Corrupt(format!(
-                "the log jumps from version {} to {version}",
-                expected - 1
-            )));
-        }
         let stored = format::read_commit(version, record.value())?;
-        let at = Version::new(version);
+        let restored_from = stored.restored_from.map(Version::new);
         let mut changes = Vec::with_capacity(stored.changes.len());
         for change in stored.changes {
-            let key = map
-                .get_key(change.key)
-                .unwrap_or_else(|| Arc::from(change.key));
-            match change.value {
-                Some(json) => {
-                    // A rollback wrote its target's very values: share
-                    // them as the original did, or a later rollback would
-                    // see a difference where there is none.
-                    let restored = stored
-                        .restored_from
-                        .and_then(|target| value_at(&base, &commits, target, change.key));
-                    let value = match restored {
+            let value = match change.value {
+                None => None,
+                // A rollback's values are its target's, shared.
+                Some(json) => Some(
+                    match restored_from.and_then(|target| replay.value_at(target, change.key)) {
                         Some(value) => value,
                         None => Arc::new(
                             serde_json::from_slice::<V>(json).map_err(OpenFailure::Decode)?,
                         ),
-                    };
-                    let old = map.write(Arc::clone(&key), Arc::clone(&value), at);
-                    changes.push(Change {
-                        key,
-                        old,
-                        new: Some(value),
-                    });
-                }
-                None => {
-                    let Some(old) = map.remove(change.key) else {
-                        return Err(OpenFailure::Corrupt(format!(
-                            "version {version} removes {:?}, which does not exist",
-                            change.key
-                        )));
-                    };
-                    changes.push(Change {
-                        key,
-                        old: Some(old),
-                        new: None,
-                    });
-                }
-            }
+                    },
+                ),
+            };
+            changes.push((change.key, value));
         }
-        commits.push(Commit {
-            view: CommitView {
-                version: at,
+        replay
+            .commit(Replayed {
+                version: Version::new(version),
                 timestamp: stored.timestamp,
                 operation: stored.operation,
-                changed_by: stored.changed_by.map(Arc::from),
-                changes: Changes::written(changes),
-                restored_from: stored.restored_from.map(Version::new),
-            },
-            snapshot: None,
-        });
-        if commits.len().is_multiple_of(SNAPSHOT_EVERY) {
-            let last = commits.last_mut().expect("just pushed");
-            last.snapshot = Some(Snapshot::new(at, map.clone()));
-        }
+                changed_by: stored.changed_by,
+                restored_from,
+                changes,
+            })
+            .map_err(|inconsistent| OpenFailure::Corrupt(inconsistent.0))?;
     }
-    if let Some(last) = commits.last_mut() {
-        if last.snapshot.is_none() {
-            last.snapshot = Some(Snapshot::new(last.view.version, map));
-        }
-    }
+    let (base, commits) = replay.finish();
     Ok(Recovered { base, commits })
-}
-
-/// `key`'s value at `version` among what recovery has rebuilt so far (the
-/// stored snapshot `base`, then `commits`), if it can be known: at most
-/// one snapshot interval of commits is searched.
-fn value_at<V>(
-    base: &Snapshot<V>,
-    commits: &[Commit<V>],
-    version: u64,
-    key: &str,
-) -> Option<Arc<V>> {
-    let value = |entry: &Entry<V>| Arc::clone(entry.value());
-    let base_version = base.version().get();
-    if version < base_version {
-        // Before the stored snapshot: its value is the one at `version`
-        // only if the key has not changed since.
-        return base
-            .map()
-            .get(key)
-            .filter(|entry| entry.modified().get() <= version)
-            .map(value);
-    }
-    let upto = ((version - base_version) as usize).min(commits.len());
-    for commit in commits[..upto].iter().rev() {
-        if let Some(change) = commit
-            .view
-            .changes
-            .as_slice()
-            .iter()
-            .rev()
-            .find(|c| &*c.key == key)
-        {
-            return change.new.clone();
-        }
-        if let Some(snapshot) = &commit.snapshot {
-            return snapshot.map().get(key).map(value);
-        }
-    }
-    base.map().get(key).map(value)
 }

@@ -1,0 +1,162 @@
+//! Rebuilding a state and its history from stored commits: what a journal
+//! does when it recovers and what an import does.
+//!
+//! The commits are replayed over a base snapshot through [`Map::write`],
+//! the same path the writer takes, so each key's created and modified
+//! versions come out as they were, and each history record gets its old
+//! value back. A rollback's values are taken from its target (the same
+//! `Arc`s, as the writer shared them) whenever the replayed data holds
+//! them: rollback compares values by pointer, so a copy would make a later
+//! rollback see a difference where there is none.
+
+use std::time::SystemTime;
+
+use crate::history::{Change, Changes, Commit, CommitView, Operation};
+use crate::map::Map;
+use crate::snapshot::{Entry, Snapshot};
+use crate::sync::Arc;
+use crate::Version;
+
+/// Replayed commits carry a snapshot this often, so that a history lookup
+/// between two of them replays at most this many commits.
+const SNAPSHOT_EVERY: usize = 64;
+
+/// Why the stored commits do not fit together.
+#[derive(Debug)]
+pub(crate) struct Inconsistent(pub(crate) String);
+
+/// One commit to replay.
+pub(crate) struct Replayed<'a, V> {
+    pub(crate) version: Version,
+    pub(crate) timestamp: SystemTime,
+    pub(crate) operation: Operation,
+    pub(crate) changed_by: Option<&'a str>,
+    pub(crate) restored_from: Option<Version>,
+    /// Each key and its new value, `None` for a removal.
+    pub(crate) changes: Vec<(&'a str, Option<Arc<V>>)>,
+}
+
+/// A base snapshot and the commits replayed over it so far.
+pub(crate) struct Replay<V> {
+    base: Snapshot<V>,
+    map: Map<V>,
+    commits: Vec<Commit<V>>,
+}
+
+impl<V> Replay<V> {
+    pub(crate) fn new(base: Snapshot<V>) -> Self {
+        Self {
+            map: base.map().clone(),
+            base,
+            commits: Vec::new(),
+        }
+    }
+
+    /// The version the next commit must have.
+    pub(crate) fn next_version(&self) -> Version {
+        self.commits
+            .last()
+            .map_or(self.base.version(), |commit| commit.view.version)
+            .next()
+    }
+
+    /// `key`'s value at `version` among what has been replayed, if it can
+    /// be known: at most one snapshot interval of commits is searched.
+    pub(crate) fn value_at(&self, version: Version, key: &str) -> Option<Arc<V>> {
+        let value = |entry: &Entry<V>| Arc::clone(entry.value());
+        let base = self.base.version();
+        if version < base {
+            // Before the base: its value is the one at `version` only if
+            // the key has not changed since.
+            return self
+                .base
+                .map()
+                .get(key)
+                .filter(|entry| entry.modified() <= version)
+                .map(value);
+        }
+        let upto = ((version.get() - base.get()) as usize).min(self.commits.len());
+        for commit in self.commits[..upto].iter().rev() {
+            let changes = commit.view.changes.as_slice();
+            if let Some(change) = changes.iter().rev().find(|change| &*change.key == key) {
+                return change.new.clone();
+            }
+            if let Some(snapshot) = &commit.snapshot {
+                return snapshot.map().get(key).map(value);
+            }
+        }
+        self.base.map().get(key).map(value)
+    }
+
+    /// Apply one commit.
+    ///
+    /// # Errors
+    ///
+    /// When its version is not the next one, or it removes a key that does
+    /// not exist.
+    pub(crate) fn commit(&mut self, commit: Replayed<'_, V>) -> Result<(), Inconsistent> {
+        let expected = self.next_version();
+        if commit.version != expected {
+            return Err(Inconsistent(format!(
+                "version {} follows version {}",
+                commit.version,
+                expected.prev().unwrap_or(Version::INITIAL)
+            )));
+        }
+        let mut changes = Vec::with_capacity(commit.changes.len());
+        for (key, new) in commit.changes {
+            let shared = self.map.get_key(key).unwrap_or_else(|| Arc::from(key));
+            match new {
+                Some(value) => {
+                    let old =
+                        self.map
+                            .write(Arc::clone(&shared), Arc::clone(&value), commit.version);
+                    changes.push(Change {
+                        key: shared,
+                        old,
+                        new: Some(value),
+                    });
+                }
+                None => {
+                    let Some(old) = self.map.remove(key) else {
+                        return Err(Inconsistent(format!(
+                            "version {} removes {key:?}, which does not exist",
+                            commit.version
+                        )));
+                    };
+                    changes.push(Change {
+                        key: shared,
+                        old: Some(old),
+                        new: None,
+                    });
+                }
+            }
+        }
+        self.commits.push(Commit {
+            view: CommitView {
+                version: commit.version,
+                timestamp: commit.timestamp,
+                operation: commit.operation,
+                changed_by: commit.changed_by.map(Arc::from),
+                changes: Changes::written(changes),
+                restored_from: commit.restored_from,
+            },
+            snapshot: None,
+        });
+        if self.commits.len().is_multiple_of(SNAPSHOT_EVERY) {
+            let last = self.commits.last_mut().expect("just pushed");
+            last.snapshot = Some(Snapshot::new(commit.version, self.map.clone()));
+        }
+        Ok(())
+    }
+
+    /// The base and the replayed commits, the last one with its snapshot.
+    pub(crate) fn finish(mut self) -> (Snapshot<V>, Vec<Commit<V>>) {
+        if let Some(last) = self.commits.last_mut() {
+            if last.snapshot.is_none() {
+                last.snapshot = Some(Snapshot::new(last.view.version, self.map));
+            }
+        }
+        (self.base, self.commits)
+    }
+}
