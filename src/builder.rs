@@ -3,6 +3,7 @@
 use std::fmt;
 
 use crate::error::BuildError;
+use crate::export::Export;
 use crate::map::Map;
 use crate::shared::Shared;
 use crate::snapshot::{Entry, Snapshot};
@@ -14,6 +15,10 @@ use crate::writer::feed::Feed;
 use crate::writer::target::Target;
 use crate::writer::Writer;
 use crate::Version;
+
+/// The entries of [`Builder::initial_state`].
+#[cfg(feature = "durable")]
+pub(crate) type InitialEntries<V> = Vec<(Arc<str>, V)>;
 
 /// Default for [`Builder::max_history`].
 ///
@@ -128,6 +133,7 @@ pub struct Builder<V> {
     stream_capacity: usize,
     name: String,
     empty_initial_key: bool,
+    import: Option<Export<V>>,
 }
 
 impl<V: Send + Sync + 'static> Builder<V> {
@@ -139,6 +145,7 @@ impl<V: Send + Sync + 'static> Builder<V> {
             stream_capacity: DEFAULT_CHANGE_STREAM_CAPACITY,
             name: String::new(),
             empty_initial_key: false,
+            import: None,
         }
     }
 
@@ -168,6 +175,41 @@ impl<V: Send + Sync + 'static> Builder<V> {
             Ok(entries) => self.initial.extend(entries),
             Err(_) => self.empty_initial_key = true,
         }
+        self
+    }
+
+    /// Start from an [`Export`] of another state (from
+    /// [`ThreadSafeState::export`], possibly serialized and read back in
+    /// another process) instead of an empty one: its keys, versions and
+    /// history window, replayed through the writer's own map path. It
+    /// takes the place of [`initial_state`](Self::initial_state); giving
+    /// both is an error. This builder's `max_history` applies: a smaller
+    /// window keeps only the newest commits of the export.
+    ///
+    /// The export is checked when the state is built: a bad one (versions
+    /// that do not follow each other, a removal of a missing key, an empty
+    /// key) is [`BuildError::InvalidImport`] or [`BuildError::EmptyKey`],
+    /// never a panic in the writer.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use thread_safe_state::{ThreadSafeState, Version};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let fixture = ThreadSafeState::new();
+    /// fixture.update([("task/1", "done"), ("task/2", "pending")]).await?;
+    ///
+    /// let state = ThreadSafeState::builder().import(fixture.export()).try_build()?;
+    /// assert_eq!(state.version(), Version::new(1));
+    /// assert_eq!(state.set("task/2", "done").await?, Version::new(2));
+    /// # Ok(())
+    /// # }
+    /// ```
+    #[must_use]
+    pub fn import(mut self, export: Export<V>) -> Self {
+        self.import = Some(export);
         self
     }
 
@@ -363,7 +405,7 @@ impl<V: Send + Sync + 'static> Builder<V> {
         runtime: &tokio::runtime::Handle,
     ) -> Result<ThreadSafeState<V>, BuildError> {
         self.check()?;
-        let (state, writer) = self.assemble();
+        let (state, writer) = self.assemble()?;
         runtime.spawn(writer.run());
         Ok(state)
     }
@@ -394,6 +436,11 @@ impl<V: Send + Sync + 'static> Builder<V> {
         if self.empty_initial_key {
             return Err(BuildError::EmptyKey);
         }
+        if self.import.is_some() && !self.initial.is_empty() {
+            return Err(BuildError::InvalidImport {
+                detail: "both initial_state and import were given".into(),
+            });
+        }
         if self.mailbox_capacity == 0 {
             return Err(BuildError::ZeroMailboxCapacity);
         }
@@ -416,17 +463,25 @@ impl<V: Send + Sync + 'static> Builder<V> {
     }
 
     /// The handle and its writer, not yet running; call [`Self::check`] first.
-    pub(crate) fn assemble(mut self) -> (ThreadSafeState<V>, Writer<V>) {
+    ///
+    /// # Errors
+    ///
+    /// When the import does not replay.
+    pub(crate) fn assemble(mut self) -> Result<(ThreadSafeState<V>, Writer<V>), BuildError> {
+        if let Some(export) = self.import.take() {
+            let (base, commits) = export.replay()?;
+            return Ok(self.assemble_from(base, commits, Target::memory()));
+        }
         let mut map = Map::new();
         for (key, value) in std::mem::take(&mut self.initial) {
             let version = Version::INITIAL;
             map.insert(key, Entry::new(Arc::new(value), version, version));
         }
-        self.assemble_from(
+        Ok(self.assemble_from(
             Snapshot::new(Version::INITIAL, map),
             Vec::new(),
             Target::memory(),
-        )
+        ))
     }
 
     /// The handle and its writer continuing from `base` and the `commits`
@@ -453,9 +508,19 @@ impl<V: Send + Sync + 'static> Builder<V> {
 
     /// The settings a journal needs: the retained window and the initial
     /// entries of a new file.
+    ///
+    /// # Errors
+    ///
+    /// A journal cannot start from an import (yet): that is refused rather
+    /// than ignored.
     #[cfg(feature = "durable")]
-    pub(crate) fn take_initial(&mut self) -> (usize, Vec<(Arc<str>, V)>) {
-        (self.max_history, std::mem::take(&mut self.initial))
+    pub(crate) fn take_initial(&mut self) -> Result<(usize, InitialEntries<V>), BuildError> {
+        if self.import.is_some() {
+            return Err(BuildError::InvalidImport {
+                detail: "a durable state cannot start from an import".into(),
+            });
+        }
+        Ok((self.max_history, std::mem::take(&mut self.initial)))
     }
 }
 

@@ -595,6 +595,17 @@ pub enum BuildError {
         /// The largest capacity allowed.
         max: usize,
     },
+
+    /// The [`Export`](crate::Export) given to
+    /// [`Builder::import`](crate::Builder::import) does not replay: its
+    /// versions do not follow each other, it removes a key that does not
+    /// exist, its format is newer than this version reads, or
+    /// `initial_state` was given as well.
+    #[error("the export cannot be imported: {detail}")]
+    InvalidImport {
+        /// What is wrong with it.
+        detail: String,
+    },
 }
 
 /// Displays up to [`LISTED_KEYS`] keys, then `...` if there were more.

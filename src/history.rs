@@ -22,7 +22,7 @@
 use std::collections::HashSet;
 use std::time::SystemTime;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use crate::error::StateError;
@@ -39,7 +39,7 @@ use crate::Version;
 /// use thread_safe_state::Operation;
 /// assert_eq!(serde_json::to_string(&Operation::Rollback).unwrap(), r#""rollback""#);
 /// ```
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum Operation {

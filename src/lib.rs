@@ -162,6 +162,7 @@ mod blocking;
 mod builder;
 mod conditional;
 mod error;
+mod export;
 mod histogram;
 mod history;
 #[cfg(feature = "durable")]
@@ -174,7 +175,6 @@ mod metrics_export;
 mod models;
 mod modify;
 mod recovery;
-#[cfg_attr(not(feature = "durable"), allow(dead_code))] // until export lands
 mod replay;
 mod shared;
 mod snapshot;
@@ -203,6 +203,7 @@ pub use builder::{
     MAX_CHANGE_STREAM_CAPACITY, MAX_MAILBOX_CAPACITY,
 };
 pub use error::{BuildError, Cause, Precondition, StateError, TransactionError};
+pub use export::Export;
 pub use histogram::Distribution;
 pub use history::{ChangeRecord, ChangeSet, Operation};
 #[cfg(feature = "durable")]

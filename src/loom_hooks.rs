@@ -23,7 +23,7 @@ pub fn state_and_writer<V: Send + Sync + 'static>(
     builder: Builder<V>,
 ) -> (ThreadSafeState<V>, LoomWriter<V>) {
     builder.check().expect("valid configuration");
-    let (state, writer) = builder.assemble();
+    let (state, writer) = builder.assemble().expect("a valid builder");
     (state, LoomWriter(writer))
 }
 

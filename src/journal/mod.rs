@@ -280,7 +280,7 @@ where
 
     /// Open the file and recover: blocking work.
     fn recover(mut self) -> Result<Opened<V>, OpenError> {
-        let (keep, initial) = self.builder.take_initial();
+        let (keep, initial) = self.builder.take_initial()?;
         let checkpoints = Checkpoints {
             keep: keep as u64,
             every_commits: self.checkpoint_commits,
