@@ -167,6 +167,7 @@ mod metrics_export;
 #[cfg(feature = "models")]
 mod models;
 mod modify;
+mod prefix;
 mod recovery;
 mod shared;
 mod snapshot;
@@ -201,6 +202,7 @@ pub use metrics::{Metrics, OperationCounts};
 #[cfg(feature = "models")]
 pub use models::{AgentCoordinationState, CodeGenerationState};
 pub use modify::{Modification, Modified};
+pub use prefix::PrefixWatch;
 pub use snapshot::{Entry, Snapshot};
 pub use state::ThreadSafeState;
 pub use stream::ChangeStream;
