@@ -15,7 +15,9 @@
 //!   [`update`](ThreadSafeState::update) is one). Failed commands and no-ops
 //!   (deleting an absent key) commit nothing. A
 //!   [`rollback`](ThreadSafeState::rollback) is a new version too: version
-//!   numbers are never reused and history is never rewritten.
+//!   numbers are never reused and history is never rewritten. So is the
+//!   writer's removal of keys whose TTL ran out
+//!   ([`set_with_ttl`](ThreadSafeState::set_with_ttl)).
 //! - **One published watermark.** No read API shows a version before
 //!   [`version`](ThreadSafeState::version) does: `get`, `snapshot`,
 //!   [`history`](ThreadSafeState::history),
@@ -176,6 +178,7 @@ mod stream;
 mod subscriber;
 mod sync;
 mod transaction;
+mod ttl;
 mod version;
 mod waiting;
 mod writer;

@@ -250,3 +250,9 @@ impl Notifier {
 }
 
 pub(crate) use tokio::sync::{broadcast, mpsc, oneshot};
+
+/// The writer's TTL timer (see `writer::expiry`): tokio's clock and sleep,
+/// so a paused test clock drives expiry. The same under loom: no model sets
+/// a TTL, so no timer is ever created there (one that did would fail for
+/// want of a tokio runtime, loudly, not hang).
+pub(crate) use tokio::time::{sleep_until, Instant as TimerInstant};
