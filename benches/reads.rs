@@ -252,11 +252,35 @@ fn read_throughput(c: &mut Criterion) {
     group.finish();
 }
 
+/// A prefix query (10 matching keys) against a scan of every key, in one
+/// snapshot.
+fn prefix(c: &mut Criterion) {
+    let rt = current_thread();
+    let mut group = c.benchmark_group("keys_with_prefix");
+    for n in [1_000, 100_000] {
+        let state = filled_state(&rt, n);
+        // key-100..key-109 and key-10: 11 matches at any n >= 110.
+        group.bench_function(BenchmarkId::new("ordered_index", n), |b| {
+            b.iter(|| black_box(state.keys_with_prefix("key-10")).len())
+        });
+        group.bench_function(BenchmarkId::new("scan_all_keys", n), |b| {
+            b.iter(|| {
+                let snapshot = state.snapshot();
+                snapshot
+                    .keys()
+                    .filter(|key| key.starts_with("key-10"))
+                    .count()
+            })
+        });
+    }
+    group.finish();
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default()
         .warm_up_time(Duration::from_millis(300))
         .measurement_time(Duration::from_secs(1));
-    targets = get, snapshot, read_throughput
+    targets = get, snapshot, read_throughput, prefix
 }
 criterion_main!(benches);

@@ -21,15 +21,34 @@ use loom::thread;
 use thread_safe_state::__loom::{check_before_listen, state_and_writer, LoomWriter};
 use thread_safe_state::{Modification, StateError, ThreadSafeState, Version};
 
+/// The stack of every model thread, the model's body included.
+///
+/// loom runs its threads as coroutines on 32 KiB stacks, and the model's
+/// first thread always gets that default (`loom::model::Builder` has no
+/// stack setting in loom 0.7). Building a state and awaiting writes there
+/// outgrew it once the map gained its ordered key index: an overflow does
+/// not fail the test, it hangs it after printing "coroutine has overflowed
+/// its stack". So each body runs on a spawned thread with this stack (64 KiB
+/// was measured to be enough for the body). `thread::Builder::stack_size`
+/// documents bytes, but loom 0.7.3 hands the number to its coroutine library
+/// as 8-byte words; 128 Ki is ample either way (128 KiB or 1 MiB) and cost
+/// nothing measurable in the suite's run time.
+const STACK_SIZE: usize = 128 * 1024;
+
 /// `loom::model`, reporting how many interleavings it explored and how long
-/// that took, so a model that stops exploring is noticed.
+/// that took, so a model that stops exploring is noticed. The body runs on
+/// a model thread with a [`STACK_SIZE`] stack; the first thread only joins
+/// it (a panic in the body, an assertion or a detected deadlock, still
+/// fails the model with its own message).
 fn model<F: Fn() + Sync + Send + 'static>(name: &str, body: F) {
     let iterations = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let counter = std::sync::Arc::clone(&iterations);
     let started = std::time::Instant::now();
+    let body = std::sync::Arc::new(body);
     loom::model(move || {
         counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        body();
+        let body = std::sync::Arc::clone(&body);
+        spawn(move || body()).join().unwrap();
     });
     eprintln!(
         "loom model {name}: {} interleavings in {:.2?}",
@@ -56,8 +75,20 @@ fn now<F: std::future::Future>(future: F) -> F::Output {
     }
 }
 
+/// `loom::thread::spawn` with a [`STACK_SIZE`] stack.
+fn spawn<F, T>(f: F) -> thread::JoinHandle<T>
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    thread::Builder::new()
+        .stack_size(STACK_SIZE)
+        .spawn(f)
+        .expect("loom spawns")
+}
+
 fn spawn_writer(writer: LoomWriter<u64>) -> thread::JoinHandle<()> {
-    thread::spawn(move || block_on(writer.run()))
+    spawn(move || block_on(writer.run()))
 }
 
 /// Model 1: once the caller of `set` holds its version, a read on another
@@ -72,7 +103,7 @@ fn read_your_writes(name: &str, writer_order: fn(LoomWriter<u64>) -> LoomWriter<
         let reader = {
             let state = state.clone();
             let acknowledged = Arc::clone(&acknowledged);
-            thread::spawn(move || {
+            spawn(move || {
                 let version = acknowledged.load(Ordering::Acquire);
                 if version > 0 {
                     let snapshot = state.snapshot();
@@ -116,7 +147,7 @@ fn model_2_monotonic_reads() {
         let writer = spawn_writer(writer);
         let reader = {
             let state = state.clone();
-            thread::spawn(move || {
+            spawn(move || {
                 let first = state.version();
                 let second = state.snapshot().version();
                 let third = state.version();
@@ -150,7 +181,7 @@ fn model_3_batch_and_rollback_atomicity() {
         };
         let reader = {
             let state = state.clone();
-            thread::spawn(move || {
+            spawn(move || {
                 for _ in 0..2 {
                     let snapshot = state.snapshot();
                     let want = expected(snapshot.version());
@@ -186,12 +217,12 @@ fn no_lost_wake_up(
         // The writer serves the two writes and stays alive without closing:
         // a close would wake the subscriber and hide a lost wake-up.
         let mut writer = writer_order(writer);
-        let writer = thread::spawn(move || {
+        let writer = spawn(move || {
             block_on(writer.serve(2));
             writer
         });
         let mut updates = state.subscribe();
-        let subscriber = thread::spawn(move || loop {
+        let subscriber = spawn(move || loop {
             let snapshot = updates.borrow_and_update();
             if snapshot.version() == Version::new(2) {
                 assert_eq!(snapshot.get("k").as_deref(), Some(&2));
@@ -238,7 +269,7 @@ fn model_9_a_waiter_hears_the_writer_stop() {
     model("9 waiter-vs-writer-stop", || {
         let (state, writer) = new_state(4);
         let mut updates = state.subscribe();
-        let waiter = thread::spawn(move || {
+        let waiter = spawn(move || {
             let mut versions = 0;
             loop {
                 match now(updates.changed()) {
@@ -248,7 +279,7 @@ fn model_9_a_waiter_hears_the_writer_stop() {
                 }
             }
         });
-        let stopper = thread::spawn(move || drop(writer));
+        let stopper = spawn(move || drop(writer));
         let _ = block_on(state.set("k", 1));
         stopper.join().unwrap();
         assert!(waiter.join().unwrap() <= 1);
@@ -291,13 +322,13 @@ fn model_10_a_panicking_drop_in_the_writer_loses_nothing() {
     }));
     model("10 panicking-drop", || {
         let (state, writer) = state_and_writer(ThreadSafeState::builder().max_history(0));
-        let writer = thread::spawn(move || {
+        let writer = spawn(move || {
             ON_WRITER.with(|on| on.set(true));
             block_on(writer.run());
         });
         let reader = {
             let state = state.clone();
-            thread::spawn(move || {
+            spawn(move || {
                 let version = state.version();
                 assert!(version <= Version::new(3));
             })
@@ -329,7 +360,7 @@ fn model_5_no_lost_update() {
         let increment = |n: Option<&u64>| Modification::Set(n.copied().unwrap_or(0) + 1);
         let other = {
             let state = state.clone();
-            thread::spawn(move || block_on(state.modify("n", increment)).unwrap().version)
+            spawn(move || block_on(state.modify("n", increment)).unwrap().version)
         };
         let mine = block_on(state.modify("n", increment)).unwrap().version;
         let theirs = other.join().unwrap();
@@ -351,7 +382,7 @@ fn model_6_queued_write_is_answered_when_the_last_handle_drops() {
         let mut updates = state.subscribe();
         let caller = {
             let state = state.clone();
-            thread::spawn(move || block_on(state.set("k", 1)))
+            spawn(move || block_on(state.set("k", 1)))
         };
         drop(state);
         assert_eq!(caller.join().unwrap(), Ok(Version::new(1)));
@@ -367,7 +398,7 @@ fn model_6_queued_write_is_answered_when_the_last_handle_drops() {
 fn model_6_write_racing_writer_shutdown_gets_closed_not_a_hang() {
     model("6b write-vs-shutdown", || {
         let (state, writer) = new_state(4);
-        let shutdown = thread::spawn(move || drop(writer));
+        let shutdown = spawn(move || drop(writer));
         assert_eq!(block_on(state.set("k", 1)), Err(StateError::Closed));
         shutdown.join().unwrap();
         assert_eq!(state.version(), Version::INITIAL);
@@ -384,7 +415,7 @@ fn model_8_stream_opened_during_a_commit_misses_nothing() {
         let writer = spawn_writer(writer);
         let streamer = {
             let state = state.clone();
-            thread::spawn(move || {
+            spawn(move || {
                 let mut stream = state.changes_since(Version::INITIAL).unwrap();
                 drop(state);
                 let mut versions = Vec::new();

@@ -80,6 +80,40 @@ impl<V: Send + Sync + 'static> Blocking<'_, V> {
         self.submit(Op::set(key, value)?).map(|a| a.version)
     }
 
+    /// Blocking [`ThreadSafeState::set_with_ttl`].
+    ///
+    /// # Errors
+    ///
+    /// As [`ThreadSafeState::set_with_ttl`].
+    ///
+    /// # Panics
+    ///
+    /// Inside an async execution context.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// # let runtime = tokio::runtime::Runtime::new().unwrap();
+    /// # let state = runtime.block_on(async { thread_safe_state::ThreadSafeState::new() });
+    /// let version = state.blocking().set_with_ttl("heartbeat", 1, Duration::from_millis(20))?;
+    /// assert_eq!(state.get("heartbeat").as_deref(), Some(&1));
+    /// // The writer, on its runtime, removes the key once the TTL has passed.
+    /// let gone = runtime.block_on(state.wait_for(|s| !s.contains_key("heartbeat")))?;
+    /// assert_eq!(gone.version(), version.next());
+    /// # Ok::<(), thread_safe_state::StateError>(())
+    /// ```
+    pub fn set_with_ttl(
+        &self,
+        key: impl AsRef<str>,
+        value: V,
+        ttl: std::time::Duration,
+    ) -> Result<Version, StateError> {
+        self.submit(Op::set_with_ttl(key, value, ttl)?)
+            .map(|applied| applied.version)
+    }
+
     /// Blocking [`ThreadSafeState::update`].
     ///
     /// # Errors
@@ -151,7 +185,11 @@ impl<V: Send + Sync + 'static> Blocking<'_, V> {
     /// ```
     pub fn close(&self) -> Result<(), StateError> {
         match self.submit(Op::Close) {
-            Ok(_) | Err(StateError::Closed) => Ok(()),
+            Ok(_) => Ok(()),
+            Err(StateError::Closed) => {
+                crate::sync::block_on(self.state.writer_stopped());
+                Ok(())
+            }
             Err(other) => Err(other),
         }
     }

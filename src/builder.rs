@@ -501,7 +501,13 @@ impl<V: Send + Sync + 'static> Builder<V> {
             &self.name,
         );
         let (mailbox, inbox) = mpsc::channel(self.mailbox_capacity);
-        let committer = Committer::new(Arc::clone(&shared), Feed::new(feed, self.stream_capacity));
+        #[allow(unused_mut)] // mutated only with a durable target
+        let mut committer =
+            Committer::new(Arc::clone(&shared), Feed::new(feed, self.stream_capacity));
+        #[cfg(feature = "durable")]
+        if matches!(target, Target::Journal(_)) {
+            committer.refuse_ttls();
+        }
         let writer = Writer::new(inbox, committer, target, Arc::clone(&shared));
         (ThreadSafeState::from_parts(shared, mailbox), writer)
     }

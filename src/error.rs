@@ -272,6 +272,45 @@ pub enum StateError {
         current: Version,
     },
 
+    /// [`set_with_ttl`](crate::ThreadSafeState::set_with_ttl) with a zero
+    /// TTL: nothing was written.
+    ///
+    /// A value that expires as it is written is almost always a unit or
+    /// arithmetic slip; to remove a key, [`delete`](crate::ThreadSafeState::delete) it.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use thread_safe_state::{StateError, ThreadSafeState};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let state = ThreadSafeState::new();
+    /// let written = state.set_with_ttl("lease", 1, Duration::ZERO).await;
+    /// assert_eq!(written, Err(StateError::ZeroTtl));
+    /// assert_eq!(state.version().get(), 0);
+    /// # }
+    /// ```
+    #[error("a TTL must be longer than zero; to remove a key now, delete it")]
+    ZeroTtl,
+
+    /// [`set_with_ttl`](crate::ThreadSafeState::set_with_ttl) on a state
+    /// whose writer runs on a tokio runtime without timers: nothing was
+    /// written (the writer could not have expired the key).
+    #[error(
+        "the state's tokio runtime has no timers, so keys cannot expire: build the runtime \
+         with enable_time() (or enable_all())"
+    )]
+    TimersDisabled,
+
+    /// [`set_with_ttl`](crate::ThreadSafeState::set_with_ttl) on a
+    /// [durable](crate::Builder::durable) state: its journal does not
+    /// record deadlines yet, so the key would silently stop expiring after
+    /// a restart. Nothing was written.
+    #[error("TTL keys are in memory only: a durable state's journal does not record deadlines")]
+    TtlNotDurable,
+
     /// The state's writer task has stopped: a write was not applied, and a
     /// wait ends because no new version will ever be published.
     ///

@@ -63,6 +63,11 @@ pub enum Operation {
     Conditional,
     /// [`transaction`](crate::ThreadSafeState::transaction): one record per write.
     Transaction,
+    /// The writer removed keys whose TTL
+    /// ([`set_with_ttl`](crate::ThreadSafeState::set_with_ttl)) ran out: one
+    /// record per key, sorted by key, with no `changed_by`. Keys whose
+    /// deadlines pass together expire in one commit.
+    Expire,
 }
 
 /// One key's change in one commit: who changed what, from what, to what, when.

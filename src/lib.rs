@@ -15,7 +15,9 @@
 //!   [`update`](ThreadSafeState::update) is one). Failed commands and no-ops
 //!   (deleting an absent key) commit nothing. A
 //!   [`rollback`](ThreadSafeState::rollback) is a new version too: version
-//!   numbers are never reused and history is never rewritten.
+//!   numbers are never reused and history is never rewritten. So is the
+//!   writer's removal of keys whose TTL ran out
+//!   ([`set_with_ttl`](ThreadSafeState::set_with_ttl)).
 //! - **One published watermark.** No read API shows a version before
 //!   [`version`](ThreadSafeState::version) does: `get`, `snapshot`,
 //!   [`history`](ThreadSafeState::history),
@@ -174,6 +176,7 @@ mod metrics_export;
 #[cfg(feature = "models")]
 mod models;
 mod modify;
+mod prefix;
 mod recovery;
 mod replay;
 mod shared;
@@ -183,6 +186,7 @@ mod stream;
 mod subscriber;
 mod sync;
 mod transaction;
+mod ttl;
 mod version;
 mod waiting;
 mod writer;
@@ -214,6 +218,7 @@ pub use metrics::{Metrics, OperationCounts};
 #[cfg(feature = "models")]
 pub use models::{AgentCoordinationState, CodeGenerationState};
 pub use modify::{Modification, Modified};
+pub use prefix::PrefixWatch;
 pub use snapshot::{Entry, Snapshot};
 pub use state::ThreadSafeState;
 pub use stream::ChangeStream;

@@ -61,16 +61,39 @@ impl<V> Borrow<str> for Slot<V> {
 /// and the random seed still defeats precomputed collisions.
 type KeyHasher = foldhash::fast::RandomState;
 
-/// A persistent map from keys to [`Entry`]s.
+/// A persistent map from keys to [`Entry`]s, with its keys also in order.
+///
+/// The ordered set (a persistent B-tree) answers prefix queries in
+/// O(log n + matches) and lists keys sorted without sorting. It changes
+/// only when a key is created or removed, never on an overwrite, so the
+/// common write (an existing key) pays nothing for it.
 pub(crate) struct Map<V> {
     slots: imbl::GenericHashMap<Slot<V>, (), KeyHasher, imbl::shared_ptr::DefaultSharedPtr>,
+    order: imbl::OrdSet<Arc<str>>,
 }
 
 impl<V> Map<V> {
     pub(crate) fn new() -> Self {
         Self {
             slots: imbl::GenericHashMap::with_hasher(KeyHasher::default()),
+            order: imbl::OrdSet::new(),
         }
+    }
+
+    /// The keys that start with `prefix`, in order: O(log n + matches).
+    pub(crate) fn keys_with_prefix<'a>(
+        &'a self,
+        prefix: &'a str,
+    ) -> impl Iterator<Item = &'a Arc<str>> + 'a {
+        use std::ops::Bound;
+        self.order
+            .range::<_, str>((Bound::Included(prefix), Bound::Unbounded))
+            .take_while(move |key| key.starts_with(prefix))
+    }
+
+    /// Every key, in order.
+    pub(crate) fn sorted_keys(&self) -> impl Iterator<Item = &Arc<str>> + '_ {
+        self.order.iter()
     }
 
     pub(crate) fn get(&self, key: &str) -> Option<&Entry<V>> {
@@ -100,7 +123,14 @@ impl<V> Map<V> {
     /// Insert or replace `key`'s entry, copying only the nodes that other
     /// versions still share.
     pub(crate) fn insert(&mut self, key: Arc<str>, entry: Entry<V>) {
-        self.slots.insert(Slot(Arc::new((key, entry))), ());
+        let ordered = Arc::clone(&key);
+        if self
+            .slots
+            .insert(Slot(Arc::new((key, entry))), ())
+            .is_none()
+        {
+            self.order.insert(ordered);
+        }
     }
 
     /// Write `value` to `key` as of `version`: the key's modified version
@@ -152,9 +182,9 @@ impl<V> Map<V> {
     /// Remove `key`, returning the map's own `Arc<str>` for it and its
     /// value, if it was present.
     pub(crate) fn remove_entry(&mut self, key: &str) -> Option<(Arc<str>, Arc<V>)> {
-        self.slots
-            .remove_with_key(key)
-            .map(|(slot, ())| (Arc::clone(slot.key()), Arc::clone(slot.entry().value())))
+        let (slot, ()) = self.slots.remove_with_key(key)?;
+        self.order.remove(key);
+        Some((Arc::clone(slot.key()), Arc::clone(slot.entry().value())))
     }
 
     pub(crate) fn iter(&self) -> impl Iterator<Item = (&Arc<str>, &Entry<V>)> + '_ {
@@ -170,6 +200,7 @@ impl<V> Clone for Map<V> {
     fn clone(&self) -> Self {
         Self {
             slots: self.slots.clone(),
+            order: self.order.clone(),
         }
     }
 }

@@ -370,6 +370,28 @@ impl<V> Snapshot<V> {
         self.inner.map.keys().map(|key| &**key)
     }
 
+    /// The keys that start with `prefix`, in order: O(log n + matches).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), thread_safe_state::StateError> {
+    /// let state = thread_safe_state::ThreadSafeState::new();
+    /// state.update([("task/b", 2), ("task/a", 1), ("agent/x", 0)]).await?;
+    /// let snapshot = state.snapshot();
+    /// let pending: Vec<(&str, u32)> = snapshot
+    ///     .keys_with_prefix("task/")
+    ///     .map(|key| (key, *snapshot.get(key).unwrap()))
+    ///     .collect();
+    /// assert_eq!(pending, [("task/a", 1), ("task/b", 2)]);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn keys_with_prefix<'a>(&'a self, prefix: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        self.inner.map.keys_with_prefix(prefix).map(|key| &**key)
+    }
+
     /// The keys and values, in no particular order.
     ///
     /// # Examples

@@ -12,7 +12,7 @@ use crate::modify::{Modification, Modified};
 use crate::shared::Shared;
 use crate::snapshot::{missing_key, Snapshot, SnapshotInner};
 use crate::subscriber::Subscriber;
-use crate::sync::{mpsc, oneshot, Arc};
+use crate::sync::{mpsc, oneshot, Arc, Liveness};
 use crate::writer::command::{Command, Op, Reply};
 use crate::Version;
 
@@ -260,8 +260,9 @@ impl<V> ThreadSafeState<V> {
         self.read(ReadKind::Other, |current| current.map.is_empty())
     }
 
-    /// The keys, sorted. O(n log n); to look at many keys consistently,
-    /// take a [`snapshot`](Self::snapshot) and iterate it instead.
+    /// The keys, sorted: O(n), read from the state's ordered key index (no
+    /// sorting). To look at many keys consistently, take a
+    /// [`snapshot`](Self::snapshot) and iterate it instead.
     ///
     /// # Examples
     ///
@@ -277,11 +278,42 @@ impl<V> ThreadSafeState<V> {
     /// # }
     /// ```
     pub fn keys(&self) -> Vec<String> {
-        let mut keys: Vec<String> = self.read(ReadKind::Other, |current| {
-            current.map.keys().map(|key| key.to_string()).collect()
-        });
-        keys.sort_unstable();
-        keys
+        self.read(ReadKind::Other, |current| {
+            current
+                .map
+                .sorted_keys()
+                .map(|key| key.to_string())
+                .collect()
+        })
+    }
+
+    /// The keys that start with `prefix`, sorted: O(log n + matches), from
+    /// the ordered key index, lock-free. Agents namespace their keys
+    /// (`task/…`, `agent/…`); this finds one namespace without scanning the
+    /// others.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use thread_safe_state::ThreadSafeState;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), thread_safe_state::StateError> {
+    /// let state = ThreadSafeState::new();
+    /// state.update([("task/2", 0), ("agent/a", 1), ("task/1", 0), ("tasks", 9)]).await?;
+    /// assert_eq!(state.keys_with_prefix("task/"), ["task/1", "task/2"]);
+    /// assert!(state.keys_with_prefix("none/").is_empty());
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn keys_with_prefix(&self, prefix: &str) -> Vec<String> {
+        self.read(ReadKind::Other, |current| {
+            current
+                .map
+                .keys_with_prefix(prefix)
+                .map(|key| key.to_string())
+                .collect()
+        })
     }
 
     /// The current version.
@@ -935,9 +967,27 @@ impl<V: Send + Sync + 'static> ThreadSafeState<V> {
     /// ```
     pub async fn close(&self) -> Result<(), StateError> {
         match self.submit(Op::Close).await {
-            Ok(_) | Err(StateError::Closed) => Ok(()),
+            Ok(_) => Ok(()),
+            // The mailbox is already closed: another close is under way
+            // (or the writer is gone). Return only once the writer has
+            // answered everything and let go of what it holds.
+            Err(StateError::Closed) => {
+                self.writer_stopped().await;
+                Ok(())
+            }
             Err(other) => Err(other),
         }
+    }
+
+    /// Resolves once the writer task has ended: after its last reply and
+    /// after its commit target let go of its resources. (The mailbox's own
+    /// `closed()` resolves as soon as the writer stops taking commands,
+    /// which is too early.)
+    pub(crate) async fn writer_stopped(&self) {
+        let notifier = &self.shared.notifier;
+        notifier
+            .until(|| (notifier.liveness() != Liveness::Open).then_some(()))
+            .await;
     }
 }
 

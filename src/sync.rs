@@ -250,3 +250,39 @@ impl Notifier {
 }
 
 pub(crate) use tokio::sync::{broadcast, mpsc, oneshot};
+
+/// The writer's TTL timer (see `writer::expiry`): tokio's clock and sleep,
+/// so a paused test clock drives expiry. The same under loom: no model sets
+/// a TTL, so no timer is ever created there (one that did would fail for
+/// want of a tokio runtime, loudly, not hang).
+pub(crate) use tokio::time::{sleep_until, Instant as TimerInstant};
+
+/// Run `future` to completion on this thread, parking between polls: the
+/// blocking twin of an async wait that tokio has no blocking form of.
+/// Like tokio's `blocking_recv`, it must not be called from async code.
+pub(crate) fn block_on<F: std::future::Future>(future: F) -> F::Output {
+    use std::task::{Context, Poll, Wake, Waker};
+
+    struct Unpark(std::thread::Thread);
+
+    impl Wake for Unpark {
+        fn wake(self: std::sync::Arc<Self>) {
+            self.0.unpark();
+        }
+
+        fn wake_by_ref(self: &std::sync::Arc<Self>) {
+            self.0.unpark();
+        }
+    }
+
+    let waker = Waker::from(std::sync::Arc::new(Unpark(std::thread::current())));
+    let mut context = Context::from_waker(&waker);
+    let mut future = std::pin::pin!(future);
+    loop {
+        if let Poll::Ready(output) = future.as_mut().poll(&mut context) {
+            return output;
+        }
+        // A wake before this park leaves the token set, so it is not lost.
+        std::thread::park();
+    }
+}

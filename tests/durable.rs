@@ -423,3 +423,18 @@ async fn the_file_stays_bounded_under_overwrites() {
     assert_eq!(state.len(), 1000);
     state.close().await.unwrap();
 }
+
+/// The journal does not record deadlines, so a TTL on a durable state is
+/// refused rather than silently lost at the next restart.
+#[tokio::test]
+async fn ttls_are_refused_on_a_durable_state() {
+    let file = TempPath::new("ttl");
+    let state = open(&file.0, 10, 10).await;
+    let refused = state
+        .set_with_ttl("lease", 1, std::time::Duration::from_secs(5))
+        .await;
+    assert_eq!(refused, Err(StateError::TtlNotDurable));
+    assert_eq!(state.version(), Version::INITIAL);
+    assert_eq!(state.set("lease", 1).await, Ok(Version::new(1)));
+    state.close().await.unwrap();
+}

@@ -30,9 +30,23 @@ enum Request<V> {
 
 /// The writer's handle to the journal thread.
 pub(crate) struct Appender<V> {
-    requests: mpsc::Sender<Request<V>>,
+    /// `None` only while dropping.
+    requests: Option<mpsc::Sender<Request<V>>>,
     /// Set once the storage failed: every later write is refused.
     broken: Option<Cause>,
+    thread: Option<thread::JoinHandle<()>>,
+}
+
+impl<V> Drop for Appender<V> {
+    /// Stop the journal thread and wait for it, so that the file is free
+    /// once the writer is gone, however it went (its runtime may have been
+    /// dropped mid-sync). The wait is at most the sync in progress.
+    fn drop(&mut self) {
+        drop(self.requests.take());
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
 }
 
 impl<V> Appender<V> {
@@ -42,13 +56,21 @@ impl<V> Appender<V> {
         V: Serialize + Send + Sync + 'static,
     {
         let (requests, inbox) = mpsc::channel();
-        thread::Builder::new()
+        let thread = thread::Builder::new()
             .name("thread-safe-state-journal".into())
             .spawn(move || serve(store, &inbox))?;
         Ok(Self {
-            requests,
+            requests: Some(requests),
             broken: None,
+            thread: Some(thread),
         })
+    }
+
+    fn send(&self, request: Request<V>) -> Result<(), mpsc::SendError<Request<V>>> {
+        match &self.requests {
+            Some(requests) => requests.send(request),
+            None => Err(mpsc::SendError(request)),
+        }
     }
 
     /// The error every write gets once the journal is unusable.
@@ -70,7 +92,7 @@ impl<V> Appender<V> {
             return Ok(());
         }
         let (done, answer) = oneshot::channel();
-        let sent = self.requests.send(Request::Append { commits, done });
+        let sent = self.send(Request::Append { commits, done });
         let outcome = match sent {
             Ok(()) => answer.await.unwrap_or_else(|_| Err(thread_stopped())),
             Err(_) => Err(thread_stopped()),
@@ -90,7 +112,7 @@ impl<V> Appender<V> {
     /// opened again.
     pub(crate) async fn close(&mut self) {
         let (done, closed) = oneshot::channel();
-        if self.requests.send(Request::Close { done }).is_ok() {
+        if self.send(Request::Close { done }).is_ok() {
             let _ = closed.await;
         }
     }

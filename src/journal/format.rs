@@ -316,6 +316,7 @@ fn operation_code(operation: Operation) -> u8 {
         Operation::Rollback => 7,
         Operation::Conditional => 8,
         Operation::Transaction => 9,
+        Operation::Expire => 10,
     }
 }
 
@@ -330,6 +331,7 @@ fn operation_from(code: u8) -> Result<Operation, Malformed> {
         7 => Operation::Rollback,
         8 => Operation::Conditional,
         9 => Operation::Transaction,
+        10 => Operation::Expire,
         other => return Err(Malformed(format!("unknown operation code {other}"))),
     })
 }

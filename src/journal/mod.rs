@@ -1,12 +1,14 @@
 //! Durable states: a redb journal under the writer (feature `durable`).
 //!
 //! - [`format`]: records in bytes, with checksums;
+//! - [`json`]: values as JSON, refusing what JSON would silently change;
 //! - [`store`]: the redb file: recovery, group appends, checkpoints;
 //! - [`appender`]: the journal thread and the writer's handle to it;
 //! - this file: [`DurableBuilder`] and [`OpenError`].
 
 pub(crate) mod appender;
 pub(crate) mod format;
+pub(crate) mod json;
 pub(crate) mod store;
 #[cfg(test)]
 mod tests;

@@ -16,6 +16,7 @@
 //! the pages freed by deleted records.
 
 use std::collections::VecDeque;
+use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use serde::de::DeserializeOwned;
@@ -24,10 +25,12 @@ use serde::Serialize;
 use crate::error::Cause;
 use crate::history::{Commit, CommitView};
 use crate::journal::format::{self, Header, Malformed, FORMAT};
+use crate::journal::json;
 use crate::map::Map;
 use crate::replay::{Replay, Replayed};
 use crate::snapshot::{Entry, Snapshot};
 use crate::sync::Arc;
+use crate::writer::commit::panic_message;
 use crate::Version;
 
 const HEADER: TableDefinition<&str, &[u8]> = TableDefinition::new("header");
@@ -113,13 +116,15 @@ impl Store {
         if header.value_type != value_type {
             return Err(OpenFailure::ValueType(header.value_type));
         }
-        let recovered = recover::<V>(&db, header.base)?;
+        let (recovered, log_bytes) = recover::<V>(&db, header.base)?;
         let newest = header.base + recovered.commits.len() as u64;
         let store = Self {
             db,
             header,
             newest,
-            log_bytes: 0,
+            // What the log already holds counts towards the next
+            // checkpoint, or short-lived processes would never reach it.
+            log_bytes,
             checkpoints,
         };
         Ok((store, recovered))
@@ -134,20 +139,33 @@ impl Store {
         for commit in commits {
             let version = commit.version.get();
             debug_assert_eq!(version, self.newest + 1 + records.len() as u64);
-            let record = format::commit(
-                version,
-                commit.timestamp,
-                commit.operation,
-                commit.changed_by.as_deref(),
-                commit.restored_from.map(Version::get),
-                commit
-                    .changes
-                    .as_slice()
-                    .iter()
-                    .map(|change| (&*change.key, change.new.as_deref())),
-                |buffer, value| serde_json::to_writer(buffer, value),
-            )
-            .map_err(|error| Failure::Rejected(Cause::new(error)))?;
+            // A value's `Serialize` is user code: a panic in it fails the
+            // group like an error, and the journal thread lives on.
+            let record = catch_unwind(AssertUnwindSafe(|| {
+                format::commit(
+                    version,
+                    commit.timestamp,
+                    commit.operation,
+                    commit.changed_by.as_deref(),
+                    commit.restored_from.map(Version::get),
+                    commit
+                        .changes
+                        .as_slice()
+                        .iter()
+                        .map(|change| (&*change.key, change.new.as_deref())),
+                    |buffer, value| json::write(buffer, value),
+                )
+            }))
+            .map_err(|payload| panic_message(payload.as_ref()));
+            let record = match record {
+                Ok(Ok(record)) => record,
+                Ok(Err(error)) => return Err(Failure::Rejected(Cause::new(error))),
+                Err(message) => {
+                    return Err(Failure::Rejected(Cause::new(std::io::Error::other(
+                        format!("serializing a value panicked: {message}"),
+                    ))))
+                }
+            };
             records.push((version, record));
         }
         let Some(&(last, _)) = records.last() else {
@@ -237,7 +255,22 @@ fn read_header(db: &Database) -> Result<Option<Header>, OpenFailure> {
     let transaction = db.begin_read()?;
     let table = match transaction.open_table(HEADER) {
         Ok(table) => table,
-        Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
+        Err(redb::TableError::TableDoesNotExist(_)) => {
+            // No header: a journal whose creation never committed (an
+            // empty database), or another application's database, which
+            // must not be adopted and written to.
+            let tables: Vec<String> = transaction
+                .list_tables()?
+                .map(|table| redb::TableHandle::name(&table).to_owned())
+                .collect();
+            if tables.is_empty() {
+                return Ok(None);
+            }
+            return Err(OpenFailure::Corrupt(format!(
+                "a redb database that is not a journal (its tables: {})",
+                tables.join(", ")
+            )));
+        }
         Err(error) => return Err(error.into()),
     };
     let Some(record) = table.get(HEADER_KEY)? else {
@@ -261,7 +294,8 @@ fn create<V: Serialize>(
     {
         let mut base = transaction.open_table(BASE)?;
         for (key, value) in initial {
-            let json = serde_json::to_vec(value).map_err(OpenFailure::Decode)?;
+            let mut json = Vec::new();
+            json::write(&mut json, value).map_err(OpenFailure::Decode)?;
             let version = header.base;
             base.insert(
                 &**key,
@@ -280,7 +314,7 @@ fn create<V: Serialize>(
 fn recover<V: DeserializeOwned>(
     db: &Database,
     base_version: u64,
-) -> Result<Recovered<V>, OpenFailure> {
+) -> Result<(Recovered<V>, u64), OpenFailure> {
     let transaction = db.begin_read()?;
     let mut map = Map::new();
     for item in transaction.open_table(BASE)?.iter()? {
@@ -304,9 +338,11 @@ fn recover<V: DeserializeOwned>(
     }
     let mut replay = Replay::new(Snapshot::new(Version::new(base_version), map));
     let log = transaction.open_table(LOG)?;
+    let mut log_bytes = 0;
     for item in log.iter()? {
         let (version, record) = item?;
         let version = version.value();
+        log_bytes += record.value().len() as u64;
         let stored = format::read_commit(version, record.value())?;
         let restored_from = stored.restored_from.map(Version::new);
         let mut changes = Vec::with_capacity(stored.changes.len());
@@ -337,5 +373,5 @@ fn recover<V: DeserializeOwned>(
             .map_err(|inconsistent| OpenFailure::Corrupt(inconsistent.0))?;
     }
     let (base, commits) = replay.finish();
-    Ok(Recovered { base, commits })
+    Ok((Recovered { base, commits }, log_bytes))
 }

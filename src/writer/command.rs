@@ -17,6 +17,12 @@ pub(crate) enum Op<V> {
         key: KeyArg,
         value: V,
     },
+    /// A set whose key expires `ttl` after the writer applies it.
+    SetWithTtl {
+        key: KeyArg,
+        value: V,
+        ttl: std::time::Duration,
+    },
     Update(Vec<(KeyArg, V)>),
     Delete(KeyArg),
     Clear,
@@ -54,7 +60,8 @@ impl<V> Op<V> {
     pub(crate) fn kind(&self) -> Option<OpKind> {
         Some(match self {
             Op::Close => return None,
-            Op::Set { .. } => OpKind::Set,
+            // Counted as a set: `OperationCounts` has no TTL field.
+            Op::Set { .. } | Op::SetWithTtl { .. } => OpKind::Set,
             Op::Update(_) => OpKind::Update,
             Op::Delete(_) => OpKind::Delete,
             Op::Clear => OpKind::Clear,
@@ -72,6 +79,19 @@ impl<V> Op<V> {
             key: KeyArg::new(key.as_ref())?,
             value,
         })
+    }
+
+    /// A set with a TTL; a zero TTL is rejected here, before the writer.
+    pub(crate) fn set_with_ttl(
+        key: impl AsRef<str>,
+        value: V,
+        ttl: std::time::Duration,
+    ) -> Result<Self, StateError> {
+        let key = KeyArg::new(key.as_ref())?;
+        if ttl.is_zero() {
+            return Err(StateError::ZeroTtl);
+        }
+        Ok(Op::SetWithTtl { key, value, ttl })
     }
 
     pub(crate) fn update<K: AsRef<str>>(

@@ -37,6 +37,7 @@ use crate::snapshot::{Entry, Snapshot};
 use crate::sync::{lock, oneshot, Arc};
 use crate::transaction::{TransactionFn, Write};
 use crate::writer::command::{Applied, Command, ModifyFn, Op, Reply};
+use crate::writer::expiry::Expiry;
 use crate::writer::feed::Feed;
 use crate::writer::key::KeyArg;
 use crate::writer::retired::{Item, Retired};
@@ -65,6 +66,8 @@ pub(crate) struct Committer<V> {
     /// What the group replaced or evicted, dropped after the replies.
     retired: Retired<V>,
     feed: Feed<V>,
+    /// The keys with a TTL and their deadlines.
+    expiry: Expiry,
     /// Callers of `close`, answered when the writer stops.
     close_requests: Vec<oneshot::Sender<Reply>>,
     /// The group's statistics, added to the shared counters once the group
@@ -91,6 +94,7 @@ impl<V> Committer<V> {
             unpublished: None,
             retired: Retired::new(),
             feed,
+            expiry: Expiry::new(),
             counts: GroupCounts::default(),
             close_requests: Vec::new(),
             shared,
@@ -115,6 +119,8 @@ impl<V> Committer<V> {
     ) -> Instant {
         let started = Instant::now();
         let mut answers = std::mem::take(&mut self.answers);
+        // Keys whose TTL ran out go first, as one commit of their own.
+        self.expire_due();
         for command in commands {
             if matches!(command.op, Op::Close) {
                 // Answered by the writer loop once the mailbox is drained.
@@ -226,6 +232,13 @@ impl<V> Committer<V> {
         self.retired.drop_all();
     }
 
+    /// Refuse `set_with_ttl`: the state is durable, and its journal does
+    /// not record deadlines.
+    #[cfg_attr(not(feature = "durable"), allow(dead_code))]
+    pub(crate) fn refuse_ttls(&mut self) {
+        self.expiry.refuse();
+    }
+
     /// Whether a caller asked the writer to close.
     pub(crate) fn close_requested(&self) -> bool {
         !self.close_requests.is_empty()
@@ -322,6 +335,19 @@ impl<V> Committer<V> {
             Op::Set { key, value } => {
                 Ok((Operation::Set, Changes::One(self.write(key, value, next))))
             }
+            Op::SetWithTtl { key, value, ttl } => match self.expiry.deadline(ttl) {
+                Ok(deadline) => {
+                    let change = self.write(key, value, next);
+                    if let Some(deadline) = deadline {
+                        self.expiry.stage(Arc::clone(&change.key), deadline);
+                    }
+                    Ok((Operation::Set, Changes::One(change)))
+                }
+                Err(error) => {
+                    self.retired.push(Item::Value(value));
+                    Err(error)
+                }
+            },
             Op::Update(items) => Ok((
                 Operation::Update,
                 Changes::written(
@@ -404,6 +430,7 @@ impl<V> Committer<V> {
         );
         let _entered = span.enter();
         tracing::debug!("committed");
+        self.expiry.committed(changes.as_slice());
         self.pending.push(Commit {
             view: CommitView {
                 version,
@@ -644,6 +671,33 @@ impl<V> Committer<V> {
         tracing::info!(target = target.get(), version = next.get(), "rolled back");
         self.counts.rollbacks += 1;
         Ok(Changes::written(changes))
+    }
+}
+
+// TTL expiry (see `writer::expiry`).
+impl<V> Committer<V> {
+    /// The soonest TTL deadline, for the writer loop's timer.
+    pub(crate) fn next_expiry(&self) -> Option<crate::sync::TimerInstant> {
+        self.expiry.next()
+    }
+
+    /// Remove the keys whose TTL ran out, as one pending commit.
+    fn expire_due(&mut self) {
+        let due = self.expiry.take_due();
+        if due.is_empty() {
+            return;
+        }
+        let changes: Vec<Change<V>> = due.iter().filter_map(|key| self.remove(key)).collect();
+        if !changes.is_empty() {
+            let next = self.version.next();
+            self.commit(
+                next,
+                Operation::Expire,
+                None,
+                Changes::written(changes),
+                None,
+            );
+        }
     }
 }
 

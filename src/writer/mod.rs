@@ -3,6 +3,8 @@
 //! - [`command`]: what handles send and what the writer answers;
 //! - [`commit`]: the synchronous commit protocol (apply, record, publish,
 //!   notify, reply, release);
+//! - [`expiry`]: TTL deadlines, and the timer the loop races its mailbox
+//!   against;
 //! - [`feed`]: the writer's end of change streams;
 //! - [`key`]: keys on their way to the writer, inline when short;
 //! - [`retired`]: where replaced values wait to be dropped safely;
@@ -12,6 +14,7 @@
 
 pub(crate) mod command;
 pub(crate) mod commit;
+pub(crate) mod expiry;
 pub(crate) mod feed;
 pub(crate) mod key;
 pub(crate) mod retired;
@@ -60,12 +63,13 @@ impl<V> Writer<V> {
     /// Receive commands until every handle is gone, committing each burst
     /// of queued commands as one group.
     ///
-    /// `recv_many` returns 0 only once every sender is dropped *and* the
-    /// mailbox is empty, so every command queued before the last handle
+    /// `receive` (in [`expiry`], which also commits TTL expiries while it
+    /// waits) returns 0 only once every sender is dropped *and* the mailbox
+    /// is empty, so every command queued before the last handle
     /// dropped is still applied and answered.
     pub(crate) async fn run(mut self) {
         let mut batch = Vec::with_capacity(MAX_BATCH);
-        while self.inbox.recv_many(&mut batch, MAX_BATCH).await > 0 {
+        while self.receive(&mut batch).await > 0 {
             self.target
                 .commit(&mut self.committer, batch.drain(..))
                 .await;
