@@ -1,5 +1,6 @@
 //! [`Export`]: a state with its versions and history window, as data.
 
+use std::collections::HashMap;
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
@@ -28,7 +29,13 @@ const FORMAT: u32 = 1;
 /// per-key versions, `history`, `snapshot_at` and `rollback` targets.
 ///
 /// It holds the state as of the window's oldest version and every commit
-/// since, so its size is the live data plus the window's changes.
+/// since, so its size is the live data plus the window's changes. A value
+/// that a rollback restored is written once and referred to after that,
+/// so the import shares it as the original did.
+///
+/// TTLs are not part of an export: a key set with
+/// [`set_with_ttl`](ThreadSafeState::set_with_ttl) is imported as a plain
+/// key that does not expire (set the TTL again after importing if it must).
 ///
 /// # Examples
 ///
@@ -98,10 +105,19 @@ struct ExportedCommit<V> {
 #[serde(bound(serialize = "V: Serialize", deserialize = "V: Deserialize<'de>"))]
 struct ExportedChange<V> {
     key: String,
-    /// The new value; absent for a removal.
+    /// The new value; absent for a removal, and when `same_as` names it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     value: Option<Arc<V>>,
+    /// The new value is the very value (the same `Arc`, as a rollback
+    /// restores it) that this key got at that earlier version, or had in
+    /// the base when it is the base's version.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    same_as: Option<Version>,
 }
+
+/// The newest version an import accepts: room for 2^63 more writes, so
+/// the writer's version counter cannot overflow.
+const MAX_IMPORTED_VERSION: u64 = u64::MAX >> 1;
 
 impl<V> Export<V> {
     /// The version of the exported state.
@@ -126,6 +142,12 @@ impl<V> Export<V> {
         self,
     ) -> Result<(Snapshot<V>, Vec<crate::history::Commit<V>>), BuildError> {
         let invalid = |detail: String| BuildError::InvalidImport { detail };
+        if self.version.get() > MAX_IMPORTED_VERSION || self.base.version > self.version {
+            return Err(invalid(format!(
+                "version {} (base {}) is out of range: at most {MAX_IMPORTED_VERSION}, base first",
+                self.version, self.base.version
+            )));
+        }
         if self.format > FORMAT {
             return Err(invalid(format!(
                 "export format {} is newer than this version reads ({FORMAT})",
@@ -151,31 +173,62 @@ impl<V> Export<V> {
                 Entry::new(entry.value, entry.modified, entry.created),
             );
         }
+        // Every value by its key and the version it first appeared at, so
+        // that a `same_as` gets the very same `Arc`.
+        let mut values: HashMap<(String, Version), Arc<V>> = map
+            .iter()
+            .map(|(key, entry)| {
+                (
+                    (key.to_string(), self.base.version),
+                    Arc::clone(entry.value()),
+                )
+            })
+            .collect();
         let mut replay = Replay::new(Snapshot::new(self.base.version, map));
         for commit in self.commits {
-            if commit.changes.iter().any(|change| change.key.is_empty()) {
-                return Err(BuildError::EmptyKey);
+            if commit
+                .restored_from
+                .is_some_and(|target| target >= commit.version)
+            {
+                return Err(invalid(format!(
+                    "the rollback at version {} restores version {}, which is not before it",
+                    commit.version,
+                    commit.restored_from.unwrap_or_default()
+                )));
             }
-            let restored_from = commit.restored_from;
-            let changes = commit
-                .changes
-                .iter()
-                .map(|change| {
-                    let value = change.value.as_ref().map(|value| {
-                        restored_from
-                            .and_then(|target| replay.value_at(target, &change.key))
-                            .unwrap_or_else(|| Arc::clone(value))
-                    });
-                    (change.key.as_str(), value)
-                })
-                .collect();
+            let mut changes = Vec::with_capacity(commit.changes.len());
+            for change in &commit.changes {
+                if change.key.is_empty() {
+                    return Err(BuildError::EmptyKey);
+                }
+                let value = match (&change.value, change.same_as) {
+                    (_, Some(origin)) => {
+                        let key = (change.key.clone(), origin);
+                        match values.get(&key) {
+                            Some(value) if origin < commit.version => Some(Arc::clone(value)),
+                            _ => {
+                                return Err(invalid(format!(
+                                    "version {} refers to a value of {:?} at version {origin} that the export does not hold",
+                                    commit.version, change.key
+                                )))
+                            }
+                        }
+                    }
+                    (Some(value), None) => {
+                        values.insert((change.key.clone(), commit.version), Arc::clone(value));
+                        Some(Arc::clone(value))
+                    }
+                    (None, None) => None,
+                };
+                changes.push((change.key.as_str(), value));
+            }
             replay
                 .commit(Replayed {
                     version: commit.version,
                     timestamp: commit.timestamp.into(),
                     operation: commit.operation,
                     changed_by: commit.changed_by.as_deref(),
-                    restored_from,
+                    restored_from: commit.restored_from,
                     changes,
                 })
                 .map_err(|inconsistent| invalid(inconsistent.0))?;
@@ -245,9 +298,18 @@ impl<V> ThreadSafeState<V> {
             })
             .collect();
         entries.sort_unstable_by(|a, b| a.key.cmp(&b.key));
-        let commits = history
-            .views_between(oldest, horizon)
-            .into_iter()
+        // Where each value first appears, by identity: a rollback restores
+        // the very values of its target, and an import must share them as
+        // this state does (rollback compares values by pointer). Every
+        // value here is alive in `base` or `views`, so addresses are unique.
+        let mut seen: HashMap<(*const V, Arc<str>), Version> = base
+            .map()
+            .iter()
+            .map(|(key, entry)| ((Arc::as_ptr(entry.value()), Arc::clone(key)), oldest))
+            .collect();
+        let views = history.views_between(oldest, horizon);
+        let commits = views
+            .iter()
             .map(|view| ExportedCommit {
                 version: view.version,
                 timestamp: view.timestamp.into(),
@@ -258,9 +320,30 @@ impl<V> ThreadSafeState<V> {
                     .changes
                     .as_slice()
                     .iter()
-                    .map(|change| ExportedChange {
-                        key: change.key.to_string(),
-                        value: change.new.clone(),
+                    .map(|change| {
+                        let Some(value) = &change.new else {
+                            return ExportedChange {
+                                key: change.key.to_string(),
+                                value: None,
+                                same_as: None,
+                            };
+                        };
+                        let identity = (Arc::as_ptr(value), Arc::clone(&change.key));
+                        match seen.get(&identity) {
+                            Some(&origin) => ExportedChange {
+                                key: change.key.to_string(),
+                                value: None,
+                                same_as: Some(origin),
+                            },
+                            None => {
+                                seen.insert(identity, view.version);
+                                ExportedChange {
+                                    key: change.key.to_string(),
+                                    value: Some(Arc::clone(value)),
+                                    same_as: None,
+                                }
+                            }
+                        }
                     })
                     .collect(),
             })

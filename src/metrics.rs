@@ -51,7 +51,9 @@ pub struct Metrics {
     pub snapshots: u64,
     /// Write commands the writer processed, whatever their outcome.
     pub writes: u64,
-    /// Write commands that committed a new version (rollbacks included).
+    /// Versions committed: by write commands (rollbacks included) and by
+    /// TTL expiry, which commits without a command, so `commits` can
+    /// exceed `writes`.
     pub commits: u64,
     /// Rollbacks that committed.
     pub rollbacks: u64,
@@ -73,7 +75,8 @@ pub struct Metrics {
     /// group to having published it, one value per group.
     pub commit_time_ns: Distribution,
     /// Commands per group commit: above 1 means group commit is sharing one
-    /// publish among several writes.
+    /// publish among several writes. A group that only expired TTL keys
+    /// records 0.
     pub group_size: Distribution,
 }
 

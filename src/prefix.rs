@@ -42,6 +42,7 @@ impl<V: Send + Sync + 'static> ThreadSafeState<V> {
         Ok(PrefixWatch {
             changes: self.changes_since(self.shared().published())?,
             prefix: prefix.into(),
+            lagged: None,
         })
     }
 }
@@ -65,6 +66,9 @@ impl<V: Send + Sync + 'static> ThreadSafeState<V> {
 pub struct PrefixWatch<V> {
     changes: ChangeStream<V>,
     prefix: String,
+    /// Once the watch fell behind, the `Lagged` error it keeps returning:
+    /// its stream has ended, but the state has not closed.
+    lagged: Option<StateError>,
 }
 
 impl<V: Send + Sync + 'static> PrefixWatch<V> {
@@ -91,9 +95,10 @@ impl<V: Send + Sync + 'static> PrefixWatch<V> {
     ///
     /// [`StateError::Closed`] once the writer has stopped and every commit
     /// before has been returned; [`StateError::Lagged`] if this watch fell
-    /// behind by more than the builder's `change_stream_capacity` (resume
-    /// with [`changes_from`](ThreadSafeState::changes_from) and filter, or
-    /// open a new watch).
+    /// behind by more than the builder's `change_stream_capacity`, and on
+    /// every call after that (resume with
+    /// [`changes_from`](ThreadSafeState::changes_from) and filter, or open
+    /// a new watch).
     ///
     /// # Cancel safety
     ///
@@ -118,11 +123,21 @@ impl<V: Send + Sync + 'static> PrefixWatch<V> {
     /// # }
     /// ```
     pub async fn changed(&mut self) -> Result<ChangeSet<V>, StateError> {
+        if let Some(lagged) = &self.lagged {
+            return Err(lagged.clone());
+        }
         loop {
             let Some(change) = self.changes.next().await else {
                 return Err(StateError::Closed);
             };
-            let mut change = change?;
+            let mut change = match change {
+                Ok(change) => change,
+                Err(error @ StateError::Lagged { .. }) => {
+                    self.lagged = Some(error.clone());
+                    return Err(error);
+                }
+                Err(error) => return Err(error),
+            };
             change
                 .records
                 .retain(|record| record.key.starts_with(&self.prefix));

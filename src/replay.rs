@@ -52,14 +52,6 @@ impl<V> Replay<V> {
         }
     }
 
-    /// The version the next commit must have.
-    pub(crate) fn next_version(&self) -> Version {
-        self.commits
-            .last()
-            .map_or(self.base.version(), |commit| commit.view.version)
-            .next()
-    }
-
     /// `key`'s value at `version` among what has been replayed, if it can
     /// be known: at most one snapshot interval of commits is searched.
     pub(crate) fn value_at(&self, version: Version, key: &str) -> Option<Arc<V>> {
@@ -95,7 +87,14 @@ impl<V> Replay<V> {
     /// When its version is not the next one, or it removes a key that does
     /// not exist.
     pub(crate) fn commit(&mut self, commit: Replayed<'_, V>) -> Result<(), Inconsistent> {
-        let expected = self.next_version();
+        let last = self
+            .commits
+            .last()
+            .map_or(self.base.version(), |commit| commit.view.version);
+        if last.get() == u64::MAX {
+            return Err(Inconsistent(format!("no version follows {last}")));
+        }
+        let expected = last.next();
         if commit.version != expected {
             return Err(Inconsistent(format!(
                 "version {} follows version {}",

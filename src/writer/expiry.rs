@@ -35,6 +35,10 @@ use crate::sync::{sleep_until, Arc, TimerInstant};
 use crate::writer::command::Command;
 use crate::writer::{Writer, MAX_BATCH};
 
+/// How far past a deadline the clock must still reach for the deadline to
+/// be armed at all.
+const CLOCK_HEADROOM: Duration = Duration::from_secs(1);
+
 /// The deadlines of the keys that have a TTL.
 pub(crate) struct Expiry {
     /// Deadline and key, soonest first (ties broken by key).
@@ -83,7 +87,13 @@ impl Expiry {
         if !*self.timers.get_or_insert_with(timers_enabled) {
             return Err(StateError::TimersDisabled);
         }
-        Ok(TimerInstant::now().checked_add(ttl))
+        // Headroom past the deadline: tokio rounds a sleep's deadline up
+        // to its next millisecond tick, which must not overflow the clock.
+        // A deadline that close to the clock's end is "never".
+        let now = TimerInstant::now();
+        Ok(now
+            .checked_add(ttl.saturating_add(CLOCK_HEADROOM))
+            .and_then(|_| now.checked_add(ttl)))
     }
 
     /// Arm `key`'s deadline when the write being applied commits.
