@@ -17,7 +17,7 @@ use thread_safe_state::{ThreadSafeState, Version};
 fn largest_representable_ttl(now: tokio::time::Instant) -> Duration {
     let (mut lo, mut hi) = (0u128, u64::MAX as u128 * 1_000_000_000);
     while lo < hi {
-        let mid = lo + (hi - lo + 1) / 2;
+        let mid = lo + (hi - lo).div_ceil(2);
         let d = Duration::new((mid / 1_000_000_000) as u64, (mid % 1_000_000_000) as u32);
         if now.checked_add(d).is_some() {
             lo = mid;
