@@ -162,6 +162,8 @@ mod blocking;
 mod builder;
 mod conditional;
 mod error;
+#[cfg(feature = "etcd")]
+mod etcd;
 mod export;
 mod histogram;
 mod history;
@@ -203,6 +205,10 @@ pub use builder::{
     MAX_CHANGE_STREAM_CAPACITY, MAX_MAILBOX_CAPACITY,
 };
 pub use error::{BuildError, Cause, Precondition, StateError, TransactionError};
+#[cfg(feature = "etcd")]
+pub use etcd::{
+    EtcdBuilder, EtcdError, DEFAULT_MAX_REQUEST_BYTES, DEFAULT_MAX_TXN_OPS, DEFAULT_REQUEST_TIMEOUT,
+};
 pub use export::Export;
 pub use histogram::Distribution;
 pub use history::{ChangeRecord, ChangeSet, Operation};

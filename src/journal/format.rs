@@ -316,6 +316,8 @@ fn operation_code(operation: Operation) -> u8 {
         Operation::Rollback => 7,
         Operation::Conditional => 8,
         Operation::Transaction => 9,
+        // Only etcd states make it; kept stable all the same.
+        Operation::External => 10,
     }
 }
 
@@ -330,6 +332,7 @@ fn operation_from(code: u8) -> Result<Operation, Malformed> {
         7 => Operation::Rollback,
         8 => Operation::Conditional,
         9 => Operation::Transaction,
+        10 => Operation::External,
         other => return Err(Malformed(format!("unknown operation code {other}"))),
     })
 }
