@@ -113,10 +113,14 @@ const MIRROR_CAPACITY: usize = 1024;
 ///   refused is [`StateError::EtcdRejected`](crate::StateError::EtcdRejected):
 ///   not applied.
 ///
-/// `changed_by` and the operation of a commit are known to the handle that
-/// wrote it when the txn's answer reaches it before the watch event does
-/// (the usual order); otherwise, and for every write of another process,
-/// the record says [`Operation::External`](crate::Operation::External)
+/// [`close`](crate::ThreadSafeState::close) answers once every txn sent has
+/// answered and every acknowledged one is mirrored: while etcd is
+/// unreachable it waits for the mirror to reconnect.
+///
+/// `changed_by` and the operation of a commit are recorded by the handle
+/// that wrote it (the mirror holds a revision until the txns sent before it
+/// arrived have answered); for every write of another process, and for a
+/// relist's differences, the record says [`Operation::External`](crate::Operation::External)
 /// with no `changed_by`: etcd stores values, not who wrote them.
 ///
 /// # Examples

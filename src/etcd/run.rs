@@ -163,6 +163,10 @@ where
                     writer.inbox.close();
                 }
             }
+            // Nothing left to wait on (the mirror gone, nothing in flight,
+            // no commands): callers still waiting can never be answered
+            // with a published revision; their replies drop (`Closed`).
+            else => break,
         }
     }
     writer.finished = true;
