@@ -530,6 +530,20 @@ impl<V: Send + Sync + 'static> Builder<V> {
     }
 }
 
+impl<V> Builder<V> {
+    /// The setting an etcd state cannot honour, if one was given.
+    #[cfg(feature = "etcd")]
+    pub(crate) fn etcd_unsupported(&self) -> Option<&'static str> {
+        if !self.initial.is_empty() {
+            Some("initial_state")
+        } else if self.import.is_some() {
+            Some("import")
+        } else {
+            None
+        }
+    }
+}
+
 impl<V> fmt::Debug for Builder<V> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Builder")

@@ -31,7 +31,10 @@ pub(crate) const LISTED_KEYS: usize = 10;
 #[derive(Clone)]
 pub struct Cause(std::sync::Arc<dyn std::error::Error + Send + Sync>);
 
-#[cfg_attr(not(any(feature = "models", feature = "durable")), allow(dead_code))] // only models and the journal make a cause
+#[cfg_attr(
+    not(any(feature = "models", feature = "durable", feature = "etcd")),
+    allow(dead_code)
+)] // only models and the journal make a cause
 impl Cause {
     pub(crate) fn new(error: impl std::error::Error + Send + Sync + 'static) -> Self {
         Cause(std::sync::Arc::new(error))
@@ -304,12 +307,12 @@ pub enum StateError {
     )]
     TimersDisabled,
 
-    /// [`set_with_ttl`](crate::ThreadSafeState::set_with_ttl) on a
-    /// [durable](crate::Builder::durable) state: its journal does not
-    /// record deadlines yet, so the key would silently stop expiring after
-    /// a restart. Nothing was written.
-    #[error("TTL keys are in memory only: a durable state's journal does not record deadlines")]
-    TtlNotDurable,
+    /// [`set_with_ttl`](crate::ThreadSafeState::set_with_ttl) on a state
+    /// whose commits go beyond memory (a [durable](crate::Builder::durable)
+    /// journal, or etcd): neither records deadlines yet, so the key would
+    /// silently stop expiring after a restart. Nothing was written.
+    #[error("TTL keys are in memory only: this state's journal or etcd backend does not record deadlines")]
+    TtlUnsupported,
 
     /// The state's writer task has stopped: a write was not applied, and a
     /// wait ends because no new version will ever be published.
@@ -357,6 +360,60 @@ pub enum StateError {
     #[error("a value of the group could not be serialized for the journal, so nothing was applied: {cause}")]
     NotSerializable {
         /// Serde's error.
+        #[source]
+        cause: Cause,
+    },
+
+    /// The write's etcd txn would have more operations (or compares) than
+    /// the cluster allows (`--max-txn-ops`, 128 by default; see
+    /// `EtcdBuilder::max_txn_ops`). Nothing was sent: split the write.
+    #[error(
+        "the write needs {operations} operations in one etcd txn, more than the cluster's \
+         limit of {limit} (--max-txn-ops); nothing was sent: split it into smaller writes"
+    )]
+    TooManyOperations {
+        /// Operations (or compares) the txn would need.
+        operations: usize,
+        /// The limit.
+        limit: usize,
+    },
+
+    /// The write's etcd txn would be larger than the cluster accepts
+    /// (`--max-request-bytes`, 1.5 MiB by default; see
+    /// `EtcdBuilder::max_request_bytes`). Nothing was sent.
+    #[error(
+        "the write's etcd request would be about {bytes} bytes, more than the cluster's limit \
+         of {limit} (--max-request-bytes); nothing was sent: store smaller values"
+    )]
+    RequestTooLarge {
+        /// The request's estimated size (an upper bound).
+        bytes: usize,
+        /// The limit.
+        limit: usize,
+    },
+
+    /// etcd refused the write (a bad request, no permission, no space):
+    /// it was not applied.
+    #[error("etcd refused the write, so it was not applied: {cause}")]
+    EtcdRejected {
+        /// The client's error.
+        #[source]
+        cause: Cause,
+    },
+
+    /// The write's etcd txn got no answer (a timeout, a lost connection):
+    /// it may or may not have been applied. If it was, the state shows it
+    /// once the mirror has caught up. Retry safely with a conditional
+    /// write: `set_if(key, value, Precondition::ModifiedAt(v))` with the
+    /// `modified_version` read *before* the first attempt fails with
+    /// [`Conflict`](Self::Conflict) if the first attempt (or anyone)
+    /// applied meanwhile.
+    #[error(
+        "the etcd write got no answer, so it may or may not have been applied \
+         (retry with a compare on the key's modified version): {cause}"
+    )]
+    OutcomeUnknown {
+        /// The client's error, or the timeout.
         #[source]
         cause: Cause,
     },

@@ -18,6 +18,17 @@
 //! reader must not show versions past what `version()` shows: every query
 //! takes a *horizon*, the newest version the caller may see (see
 //! [`History::horizon`]), and ignores anything newer.
+//!
+//! Versions increase but need not be dense: in memory and in a journal
+//! every commit is the previous version plus one, on etcd a commit's
+//! version is its etcd revision, and other writers (and other prefixes)
+//! take the revisions in between. A lookup first tries the dense position
+//! (`version - base - 1`) and checks the commit found there, so the
+//! in-memory case stays an O(log n) index into the vector; only when that
+//! check fails does it binary-search the versions. The window is the last
+//! `max_history` *commits* before a horizon, whatever their numbers, and
+//! the state at a version between two commits is the state at the newer
+//! commit at or before it.
 
 use std::collections::HashSet;
 use std::time::SystemTime;
@@ -68,6 +79,10 @@ pub enum Operation {
     /// record per key, sorted by key, with no `changed_by`. Keys whose
     /// deadlines pass together expire in one commit.
     Expire,
+    /// A commit an etcd state mirrored without knowing the command behind
+    /// it: another process's write, or a relist's differences after a
+    /// compaction (feature `etcd`). etcd stores values, not operations.
+    External,
 }
 
 /// One key's change in one commit: who changed what, from what, to what, when.
@@ -232,7 +247,8 @@ impl Unreachable {
 pub(crate) struct History<V> {
     max_history: usize,
     base: Snapshot<V>,
-    /// The commits after `base`, versions `base + 1 ..= newest`.
+    /// The commits after `base`, their versions increasing (dense in
+    /// memory: `base + 1 ..= newest`).
     commits: imbl::Vector<Commit<V>>,
     /// The newest version known to be published when the writer last
     /// pushed; a lower bound for every reader's horizon.
@@ -265,7 +281,49 @@ impl<V> History<V> {
     /// The newest version recorded, published or not. Only the writer may
     /// look this far.
     pub(crate) fn newest(&self) -> Version {
-        Version::new(self.base.version().get() + self.commits.len() as u64)
+        self.commits
+            .back()
+            .map_or(self.base.version(), |commit| commit.view.version)
+    }
+
+    /// How many commits have a version at or before `version`: the index
+    /// in `commits` just past the newest such commit.
+    ///
+    /// Dense versions (memory, journal) are found by arithmetic and one
+    /// check of the commit there; sparse ones (etcd revisions) by binary
+    /// search.
+    fn count_upto(&self, version: Version) -> usize {
+        let base = self.base.version().get();
+        if version.get() <= base {
+            return 0;
+        }
+        let len = self.commits.len();
+        let dense = version.get() - base;
+        if let Ok(dense) = usize::try_from(dense) {
+            if dense <= len && self.commits[dense - 1].view.version == version {
+                return dense;
+            }
+        }
+        if self.newest() <= version {
+            return len;
+        }
+        match self
+            .commits
+            .binary_search_by(|commit| commit.view.version.cmp(&version))
+        {
+            Ok(index) => index + 1,
+            Err(index) => index,
+        }
+    }
+
+    /// The version of the commit before the one at `version` (the base's
+    /// version if there is none): `version - 1` when versions are dense.
+    /// `version` must be a retained commit's version.
+    pub(crate) fn version_before(&self, version: Version) -> Version {
+        match self.count_upto(version) {
+            0 | 1 => self.base.version(),
+            count => self.commits[count - 2].view.version,
+        }
     }
 
     /// The horizon of a reader that loaded `published` from the snapshot
@@ -276,20 +334,21 @@ impl<V> History<V> {
         published.max(self.published).min(self.newest())
     }
 
-    /// The oldest version reachable from `horizon`.
+    /// The oldest version reachable from `horizon`: the state before the
+    /// oldest of the last `max_history` commits up to `horizon`
+    /// (`horizon - max_history` when versions are dense).
     pub(crate) fn oldest_retained(&self, horizon: Version) -> Version {
-        let window_start = horizon.get().saturating_sub(self.max_history as u64);
-        self.base.version().max(Version::new(window_start))
+        let count = self.count_upto(horizon);
+        if count > self.max_history {
+            self.commits[count - self.max_history - 1].view.version
+        } else {
+            self.base.version()
+        }
     }
 
     /// Commits in the logical window before `horizon`.
     pub(crate) fn retained_commits(&self, horizon: Version) -> usize {
-        (horizon.get() - self.oldest_retained(horizon).get()) as usize
-    }
-
-    /// Index in `commits` of `version` (which must be after the base).
-    fn index(&self, version: Version) -> usize {
-        (version.get() - self.base.version().get() - 1) as usize
+        self.count_upto(horizon).min(self.max_history)
     }
 
     /// Record a group of commits, the last of which holds its snapshot, and
@@ -302,7 +361,7 @@ impl<V> History<V> {
         retired: &mut Retired<V>,
     ) {
         for commit in commits {
-            debug_assert_eq!(commit.view.version, self.newest().next());
+            debug_assert!(commit.view.version > self.newest());
             self.commits.push_back(commit);
         }
         debug_assert!(self.commits.back().is_none_or(|c| c.snapshot.is_some()));
@@ -326,7 +385,7 @@ impl<V> History<V> {
     /// still reach.
     fn evict(&mut self, retired: &mut Retired<V>) {
         let keep_from = self.oldest_retained(self.published);
-        let evictable = (keep_from.get() - self.base.version().get()) as usize;
+        let evictable = self.count_upto(keep_from);
         let mut new_base = None;
         for index in (0..evictable.min(self.commits.len())).rev() {
             if self.commits[index].snapshot.is_some() {
@@ -350,6 +409,8 @@ impl<V> History<V> {
 
     /// The state at `version`, seen from `horizon`: O(1) for a published
     /// version, otherwise a replay of at most one group commit's changes.
+    /// Between two commits (sparse versions), the state at the newer
+    /// commit at or before `version`, whose version the snapshot carries.
     pub(crate) fn snapshot_at(
         &self,
         version: Version,
@@ -362,10 +423,12 @@ impl<V> History<V> {
         if version > horizon {
             return Err(Unreachable::Future);
         }
-        if version == self.base.version() {
+        let count = self.count_upto(version);
+        if count == 0 {
             return Ok(self.base.clone());
         }
-        let index = self.index(version);
+        let index = count - 1;
+        let version = self.commits[index].view.version;
         let mut start = None;
         for at in (0..=index).rev() {
             if let Some(snapshot) = &self.commits[at].snapshot {
@@ -404,9 +467,8 @@ impl<V> History<V> {
         after: Version,
         upto: Version,
     ) -> impl DoubleEndedIterator<Item = &Commit<V>> {
-        let base = self.base.version().get();
-        let from = (after.get().max(base) - base) as usize;
-        let to = ((upto.get().max(base) - base) as usize).max(from);
+        let from = self.count_upto(after);
+        let to = self.count_upto(upto).max(from);
         self.commits.focus().narrow(from..to).into_iter()
     }
 
@@ -453,6 +515,11 @@ impl<V> History<V> {
             .flat_map(|commit| commit.view.changes.as_slice())
             .map(|change| Arc::clone(&change.key))
             .collect()
+    }
+
+    #[cfg(test)]
+    fn physical_len_bounded(&self, bound: usize) -> bool {
+        self.commits.len() <= bound
     }
 
     /// Change records retained before `horizon`.
@@ -661,6 +728,127 @@ mod tests {
         let records = history.records(None, None, history.newest());
         let versions: Vec<u64> = records.iter().map(|r| r.version.get()).collect();
         assert_eq!(versions, [1000, 999, 998, 997, 996]);
+    }
+
+    /// The same history with every version multiplied by `step`
+    /// (and starting from a base at `step`): sparse versions, as etcd's.
+    fn sparse_history_with(
+        max_history: usize,
+        versions: u64,
+        group: u64,
+        step: u64,
+    ) -> History<u64> {
+        let base = Version::new(step);
+        let mut history = History::new(max_history, Snapshot::new(base, Map::new()));
+        let mut retired = Retired::new();
+        let mut map = Map::new();
+        let mut pending = Vec::new();
+        let mut published = base;
+        for v in 1..=versions {
+            let version = Version::new((v + 1) * step);
+            let old = map.write(Arc::from("k"), Arc::new(v), version);
+            let last_of_group = v % group == 0 || v == versions;
+            pending.push(Commit {
+                view: CommitView {
+                    version,
+                    timestamp: SystemTime::UNIX_EPOCH,
+                    operation: Operation::Set,
+                    changed_by: None,
+                    restored_from: None,
+                    changes: Changes::One(Change {
+                        key: Arc::from("k"),
+                        old,
+                        new: Some(Arc::new(v)),
+                    }),
+                },
+                snapshot: last_of_group.then(|| Snapshot::new(version, map.clone())),
+            });
+            if last_of_group {
+                history.push(pending.drain(..), published, &mut retired);
+                published = version;
+            }
+        }
+        history.published = published;
+        retired.drop_all();
+        history
+    }
+
+    #[test]
+    fn sparse_versions_keep_the_last_max_history_commits() {
+        for group in [1, 3, 8] {
+            // Commits at 20, 30, ..., 110 (values 1..=10), base at 10.
+            let history = sparse_history_with(2, 10, group, 10);
+            let horizon = history.newest();
+            assert_eq!(horizon, Version::new(110));
+            assert_eq!(
+                history.oldest_retained(horizon),
+                Version::new(90),
+                "group {group}"
+            );
+            assert_eq!(history.retained_commits(horizon), 2);
+            assert_eq!(history.record_count(horizon), 2);
+            assert_eq!(
+                history.snapshot_at(Version::new(89), horizon).unwrap_err(),
+                Unreachable::Compacted {
+                    oldest_retained: Version::new(90)
+                }
+            );
+            // A revision between two commits is the state at the older one.
+            for (asked, found, value) in [
+                (90, 90, 8),
+                (95, 90, 8),
+                (100, 100, 9),
+                (109, 100, 9),
+                (110, 110, 10),
+            ] {
+                let snapshot = history.snapshot_at(Version::new(asked), horizon).unwrap();
+                assert_eq!(
+                    snapshot.version(),
+                    Version::new(found),
+                    "group {group} at {asked}"
+                );
+                assert_eq!(
+                    snapshot.get("k").as_deref(),
+                    Some(&value),
+                    "group {group} at {asked}"
+                );
+                assert_eq!(snapshot.modified_version("k"), Some(Version::new(found)));
+                assert_eq!(snapshot.created_version("k"), Some(Version::new(20)));
+            }
+            assert_eq!(
+                history.snapshot_at(Version::new(111), horizon).unwrap_err(),
+                Unreachable::Future
+            );
+            assert_eq!(history.version_before(Version::new(110)), Version::new(100));
+            let versions: Vec<u64> = history
+                .records(None, None, horizon)
+                .iter()
+                .map(|r| r.version.get())
+                .collect();
+            assert_eq!(versions, [110, 100]);
+            // `between` bounds fall between commits too.
+            assert_eq!(
+                history
+                    .views_between(Version::new(95), Version::new(105))
+                    .len(),
+                1
+            );
+        }
+    }
+
+    #[test]
+    fn sparse_horizon_hides_newer_commits() {
+        let history = sparse_history_with(100, 10, 1, 7);
+        let horizon = Version::new(7 * 6);
+        let versions: Vec<u64> = history
+            .records(None, None, horizon)
+            .iter()
+            .map(|r| r.version.get())
+            .collect();
+        assert_eq!(versions, [42, 35, 28, 21, 14]);
+        assert_eq!(history.oldest_retained(horizon), Version::new(7));
+        assert_eq!(history.version_before(Version::new(14)), Version::new(7));
+        assert!(history.physical_len_bounded(100 + 2));
     }
 
     #[test]

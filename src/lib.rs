@@ -94,6 +94,12 @@
 //!   `Builder::durable` (see `DurableBuilder`). Reads are as fast as in
 //!   memory; each group of writes costs one `fsync`. Needs Rust 1.90.
 //!
+//! - `etcd`: etcd as the source of truth, shared by several processes:
+//!   `Builder::etcd` (see `EtcdBuilder`). Reads stay local (a mirror of the
+//!   prefix); each write is an etcd txn and resolves once the mirror has
+//!   published its revision. Versions are etcd revisions: monotonic but
+//!   not dense. Building it needs `protoc`.
+//!
 //! The minimum supported Rust version is 1.88 (1.90 with `durable`, redb's
 //! own minimum), and CI builds and tests with exactly that toolchain. The writer is a tokio task: build a state
 //! inside a tokio runtime ([`ThreadSafeState::new`], [`Builder::build`]) or
@@ -164,6 +170,8 @@ mod blocking;
 mod builder;
 mod conditional;
 mod error;
+#[cfg(feature = "etcd")]
+mod etcd;
 mod export;
 mod histogram;
 mod history;
@@ -207,6 +215,10 @@ pub use builder::{
     MAX_CHANGE_STREAM_CAPACITY, MAX_MAILBOX_CAPACITY,
 };
 pub use error::{BuildError, Cause, Precondition, StateError, TransactionError};
+#[cfg(feature = "etcd")]
+pub use etcd::{
+    EtcdBuilder, EtcdError, DEFAULT_MAX_REQUEST_BYTES, DEFAULT_MAX_TXN_OPS, DEFAULT_REQUEST_TIMEOUT,
+};
 pub use export::Export;
 pub use histogram::Distribution;
 pub use history::{ChangeRecord, ChangeSet, Operation};

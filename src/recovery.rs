@@ -181,6 +181,8 @@ pub(crate) fn search<V>(
                 current,
             });
         }
-        version = Version::new(version.get() - 1);
+        // The previous commit: `version - 1` in memory, the previous
+        // revision that touched the state on etcd.
+        version = history.version_before(version);
     }
 }

@@ -54,6 +54,7 @@ impl<V> Replay<V> {
 
     /// `key`'s value at `version` among what has been replayed, if it can
     /// be known: at most one snapshot interval of commits is searched.
+    #[cfg_attr(not(feature = "durable"), allow(dead_code))]
     pub(crate) fn value_at(&self, version: Version, key: &str) -> Option<Arc<V>> {
         let value = |entry: &Entry<V>| Arc::clone(entry.value());
         let base = self.base.version();

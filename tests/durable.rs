@@ -433,7 +433,7 @@ async fn ttls_are_refused_on_a_durable_state() {
     let refused = state
         .set_with_ttl("lease", 1, std::time::Duration::from_secs(5))
         .await;
-    assert_eq!(refused, Err(StateError::TtlNotDurable));
+    assert_eq!(refused, Err(StateError::TtlUnsupported));
     assert_eq!(state.version(), Version::INITIAL);
     assert_eq!(state.set("lease", 1).await, Ok(Version::new(1)));
     state.close().await.unwrap();

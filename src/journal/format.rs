@@ -317,6 +317,8 @@ fn operation_code(operation: Operation) -> u8 {
         Operation::Conditional => 8,
         Operation::Transaction => 9,
         Operation::Expire => 10,
+        // Only etcd states make it; kept stable all the same.
+        Operation::External => 11,
     }
 }
 
@@ -332,6 +334,7 @@ fn operation_from(code: u8) -> Result<Operation, Malformed> {
         8 => Operation::Conditional,
         9 => Operation::Transaction,
         10 => Operation::Expire,
+        11 => Operation::External,
         other => return Err(Malformed(format!("unknown operation code {other}"))),
     })
 }

@@ -232,11 +232,111 @@ impl<V> Committer<V> {
         self.retired.drop_all();
     }
 
-    /// Refuse `set_with_ttl`: the state is durable, and its journal does
-    /// not record deadlines.
-    #[cfg_attr(not(feature = "durable"), allow(dead_code))]
+    /// Refuse `set_with_ttl`: the state's commits go to a target that
+    /// does not record deadlines (a journal, etcd).
+    #[cfg_attr(not(any(feature = "durable", feature = "etcd")), allow(dead_code))]
     pub(crate) fn refuse_ttls(&mut self) {
         self.expiry.refuse();
+    }
+
+    /// Commit a change made elsewhere (the etcd mirror): `version` is its
+    /// etcd revision, newer than every commit so far, and each change sets
+    /// a key's value (with its created version, etcd's `create_revision`)
+    /// or removes it. Recorded like a local commit, invisible to readers
+    /// until [`Self::finish_batch`], which publishes it with the rest of
+    /// the group. Changes that change nothing (a value identical in
+    /// versions, a removal of an absent key) are skipped; returns whether
+    /// anything was committed.
+    #[cfg(feature = "etcd")]
+    pub(crate) fn apply_remote(
+        &mut self,
+        version: Version,
+        operation: Operation,
+        changed_by: Option<Arc<str>>,
+        changes: impl IntoIterator<Item = RemoteChange<V>>,
+        even_if_empty: bool,
+    ) -> bool {
+        debug_assert!(version > self.version, "remote versions only go up");
+        let mut applied = Vec::new();
+        for change in changes {
+            match change.value {
+                Some(value) => {
+                    let key = self
+                        .map
+                        .get_key(&change.key)
+                        .unwrap_or_else(|| Arc::from(&*change.key));
+                    let old = self.map.get(&key).map(|entry| Arc::clone(entry.value()));
+                    self.map.insert(
+                        Arc::clone(&key),
+                        Entry::new(Arc::clone(&value), change.modified, change.created),
+                    );
+                    applied.push(Change {
+                        key,
+                        old,
+                        new: Some(value),
+                    });
+                }
+                None => applied.extend(self.remove(&change.key)),
+            }
+        }
+        if applied.is_empty() && !even_if_empty {
+            return false;
+        }
+        self.commit(
+            version,
+            operation,
+            changed_by,
+            Changes::written(applied),
+            None,
+        );
+        true
+    }
+
+    /// The newest applied state (published, outside a group): what the
+    /// etcd target runs `modify` and `transaction` closures against.
+    #[cfg(feature = "etcd")]
+    pub(crate) fn current(&self) -> Snapshot<V> {
+        Snapshot::new(self.version, self.map.clone())
+    }
+
+    /// Count a write command the etcd target takes (its figures are added
+    /// to the shared metrics with the next group).
+    #[cfg(feature = "etcd")]
+    pub(crate) fn count(&mut self, kind: crate::metrics::OpKind) {
+        self.counts.wrote(kind);
+    }
+
+    /// The newest applied version (the published one between groups).
+    #[cfg(feature = "etcd")]
+    pub(crate) fn newest(&self) -> Version {
+        self.version
+    }
+
+    /// The shared history, for planning a rollback.
+    #[cfg(feature = "etcd")]
+    pub(crate) fn history(&self) -> &crate::sync::Mutex<crate::history::History<V>> {
+        &self.shared.history
+    }
+
+    /// Queue `reply` for a caller; it is sent by the next
+    /// [`Self::finish_batch`], after that group is published.
+    #[cfg(feature = "etcd")]
+    pub(crate) fn answer_after_publish(
+        &mut self,
+        caller: oneshot::Sender<Reply>,
+        reply: Reply,
+        sent_at: Instant,
+    ) {
+        if reply.is_err() {
+            self.counts.failed += 1;
+        }
+        self.answers.push((caller, reply, sent_at));
+    }
+
+    /// Register a caller of `close`.
+    #[cfg(feature = "etcd")]
+    pub(crate) fn request_close(&mut self, caller: oneshot::Sender<Reply>) {
+        self.close_requests.push(caller);
     }
 
     /// Whether a caller asked the writer to close.
@@ -699,6 +799,18 @@ impl<V> Committer<V> {
             );
         }
     }
+}
+
+/// One key's change made elsewhere, for [`Committer::apply_remote`].
+#[cfg(feature = "etcd")]
+pub(crate) struct RemoteChange<V> {
+    pub(crate) key: Box<str>,
+    /// The new value, `None` for a removal.
+    pub(crate) value: Option<Arc<V>>,
+    /// The key's created version (etcd's `create_revision`).
+    pub(crate) created: Version,
+    /// The key's modified version (etcd's `mod_revision`).
+    pub(crate) modified: Version,
 }
 
 /// Deliberate ordering bugs that the loom models must catch.

@@ -82,7 +82,7 @@ impl Expiry {
     /// timers: a sleep there would panic and stop the writer.
     pub(crate) fn deadline(&mut self, ttl: Duration) -> Result<Option<TimerInstant>, StateError> {
         if self.durable {
-            return Err(StateError::TtlNotDurable);
+            return Err(StateError::TtlUnsupported);
         }
         if !*self.timers.get_or_insert_with(timers_enabled) {
             return Err(StateError::TimersDisabled);

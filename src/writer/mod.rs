@@ -9,7 +9,9 @@
 //! - [`key`]: keys on their way to the writer, inline when short;
 //! - [`retired`]: where replaced values wait to be dropped safely;
 //! - [`target`]: where a group becomes final before it is published
-//!   (memory, or a journal);
+//!   (memory, or a journal); an etcd state's writer is driven by a loop of
+//!   its own (`etcd::run`: txns in flight, a mirror to follow) around the
+//!   same commit core;
 //! - this file: the async loop around them.
 
 pub(crate) mod command;
@@ -37,11 +39,11 @@ const MAX_BATCH: usize = 128;
 /// Dropping it, whether its loop ended or its runtime dropped the task,
 /// tells every waiter that no version will be published any more.
 pub(crate) struct Writer<V> {
-    inbox: mpsc::Receiver<Command<V>>,
-    committer: Committer<V>,
+    pub(crate) inbox: mpsc::Receiver<Command<V>>,
+    pub(crate) committer: Committer<V>,
     target: Target<V>,
     shared: Arc<Shared<V>>,
-    finished: bool,
+    pub(crate) finished: bool,
 }
 
 impl<V> Writer<V> {

@@ -1,0 +1,408 @@
+//! The writer task of an etcd state: commands become txns, the mirror's
+//! revisions become commits, and each caller is answered once the mirror
+//! has published its revision.
+//!
+//! One task, three inputs:
+//! - the mailbox: each command is planned against the newest snapshot
+//!   (closures run here, under `catch_unwind`) and its txn sent on a task
+//!   of its own, so many txns are in flight at once (each command keeps
+//!   its own revision, as the server assigns it);
+//! - finished txns: a revision already published is answered at once,
+//!   a newer one waits for the mirror;
+//! - the mirror: each revision is one commit through the commit core
+//!   (history, change streams, waiters and metrics as in memory); after
+//!   the group is published, the callers whose revisions it covers are
+//!   answered.
+//!
+//! The watch often delivers a revision before the txn that made it has
+//! answered. So that a commit of this handle is recorded with its
+//! operation and `changed_by`, a mirrored message waits until every txn
+//! sent *before it arrived* has answered: only those can have made its
+//! revisions (a txn sent later gets a later revision). Txns sent later do
+//! not hold it, so a steady stream of writes never starves the mirror.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::time::{Duration, Instant};
+
+use etcd_client::Client;
+use serde::Serialize;
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+
+use crate::error::{Cause, StateError};
+use crate::history::Operation;
+use crate::snapshot::Entry;
+use crate::sync::{oneshot, Arc};
+use crate::writer::command::{Applied, Command, Op, Reply};
+use crate::writer::commit::{Committer, RemoteChange};
+use crate::writer::Writer;
+use crate::Version;
+
+use super::mirror::{Decoded, Mirrored};
+use super::txn::{self, Expect, Planned, Settings};
+
+/// The most commands taken from the mailbox at once.
+const MAX_BATCH: usize = 128;
+
+/// The etcd commit target, as the writer holds it.
+pub(crate) struct EtcdTarget<V> {
+    pub(crate) client: Client,
+    pub(crate) settings: Settings,
+    pub(crate) request_timeout: Duration,
+    pub(crate) mirror: mpsc::Receiver<Mirrored<V>>,
+    /// The mirror task, stopped with the writer.
+    pub(crate) mirror_task: tokio::task::AbortHandle,
+}
+
+impl<V> Drop for EtcdTarget<V> {
+    fn drop(&mut self) {
+        self.mirror_task.abort();
+    }
+}
+
+/// A caller waiting for its txn's revision to be published.
+struct Waiting {
+    caller: oneshot::Sender<Reply>,
+    sent_at: Instant,
+}
+
+/// A finished txn.
+struct Finished {
+    /// Its place in the order txns were sent.
+    sequence: u64,
+    caller: oneshot::Sender<Reply>,
+    sent_at: Instant,
+    operation: Operation,
+    changed_by: Option<Arc<str>>,
+    outcome: Result<Option<Version>, StateError>,
+}
+
+/// Run the writer of an etcd state until every handle is gone (or it is
+/// closed) and every caller answered.
+pub(crate) async fn run<V>(writer: Writer<V>, mut target: EtcdTarget<V>)
+where
+    V: Serialize + Send + Sync + 'static,
+{
+    let mut writer = writer;
+    let mut in_flight: JoinSet<Finished> = JoinSet::new();
+    // Callers by the revision they wait for.
+    let mut waiting: BTreeMap<Version, Vec<Waiting>> = BTreeMap::new();
+    // What this handle wrote at a revision, for the commit's record.
+    let mut ours: HashMap<Version, (Operation, Option<Arc<str>>)> = HashMap::new();
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    let mut taking = true;
+    let mut mirror_open = true;
+    // Txns sent and not answered, by sequence number; mirrored messages
+    // with the last sequence sent when each arrived.
+    let mut sent: u64 = 0;
+    let mut outstanding: BTreeSet<u64> = BTreeSet::new();
+    let mut held: VecDeque<(u64, Mirrored<V>)> = VecDeque::new();
+    let mut tasks: HashMap<tokio::task::Id, u64> = HashMap::new();
+    loop {
+        if !taking && in_flight.is_empty() && waiting.is_empty() {
+            break;
+        }
+        // Apply every held message no unanswered txn can belong to, as one
+        // group.
+        let mut applied = false;
+        while let Some((last_sent, _)) = held.front() {
+            if outstanding
+                .first()
+                .is_some_and(|oldest| oldest <= last_sent)
+            {
+                break;
+            }
+            let (_, message) = held.pop_front().expect("just seen");
+            mirror(&mut writer.committer, message, &mut ours);
+            applied = true;
+        }
+        if applied {
+            let published = writer.committer.newest();
+            release(&mut writer.committer, &mut waiting, published);
+            writer.committer.finish_batch(Instant::now());
+        }
+        tokio::select! {
+            biased;
+            message = target.mirror.recv(), if mirror_open => {
+                let Some(message) = message else {
+                    mirror_open = false;
+                    continue;
+                };
+                held.push_back((sent, message));
+            }
+            Some(joined) = in_flight.join_next_with_id(), if !in_flight.is_empty() => {
+                match joined {
+                    Ok((id, finished)) => {
+                        outstanding.remove(&tasks.remove(&id).unwrap_or(finished.sequence));
+                        finish(&mut writer.committer, finished, &mut waiting, &mut ours);
+                    }
+                    // A txn task that panicked (a bug): its caller hears
+                    // `Closed` from the dropped reply; the mirror must not
+                    // wait for it.
+                    Err(error) => {
+                        tracing::error!(%error, "an etcd txn task failed");
+                        if let Some(sequence) = tasks.remove(&error.id()) {
+                            outstanding.remove(&sequence);
+                        }
+                    }
+                }
+            }
+            received = writer.inbox.recv_many(&mut batch, MAX_BATCH), if taking => {
+                if received == 0 {
+                    taking = false;
+                    continue;
+                }
+                for command in batch.drain(..) {
+                    if let Some(id) = start(&mut writer.committer, &target, command, sent + 1, &mut in_flight) {
+                        sent += 1;
+                        outstanding.insert(sent);
+                        tasks.insert(id, sent);
+                    }
+                }
+                if writer.committer.close_requested() {
+                    writer.inbox.close();
+                }
+            }
+            // Nothing left to wait on (the mirror gone, nothing in flight,
+            // no commands): callers still waiting can never be answered
+            // with a published revision; their replies drop (`Closed`).
+            else => break,
+        }
+    }
+    writer.finished = true;
+    writer.committer.answer_close_requests();
+    tracing::debug!("etcd writer task stopped");
+}
+
+/// Plan `command` and send its txn as number `sequence` (then its task's
+/// id), or answer it at once.
+fn start<V: Serialize + Send + Sync + 'static>(
+    committer: &mut Committer<V>,
+    target: &EtcdTarget<V>,
+    command: Command<V>,
+    sequence: u64,
+    in_flight: &mut JoinSet<Finished>,
+) -> Option<tokio::task::Id> {
+    let Command {
+        op,
+        changed_by,
+        reply,
+        sent_at,
+        span,
+    } = command;
+    if matches!(op, Op::Close) {
+        committer.request_close(reply);
+        return None;
+    }
+    if let Some(kind) = op.kind() {
+        committer.count(kind);
+    }
+    let current = committer.current();
+    let planned = span.in_scope(|| txn::plan(op, &current, committer.history(), &target.settings));
+    drop(current);
+    let plan = match planned {
+        Planned::Done(reply_now) => {
+            committer.answer_after_publish(reply, reply_now, sent_at);
+            committer.finish_batch(Instant::now());
+            return None;
+        }
+        Planned::Send(plan) => plan,
+    };
+    let mut kv = target.client.kv_client();
+    let prefix: Arc<str> = Arc::from(target.settings.prefix.as_str());
+    let timeout = target.request_timeout;
+    let task = in_flight.spawn(async move {
+        let sent = tokio::time::timeout(timeout, kv.txn(plan.txn)).await;
+        let outcome = match sent {
+            Ok(Ok(response)) => txn::outcome(&plan.expect, &response),
+            Ok(Err(error)) => Err(failed(error)),
+            Err(_) => Err(StateError::OutcomeUnknown {
+                cause: Cause::new(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    format!("no answer from etcd within {timeout:?}"),
+                )),
+            }),
+        };
+        let outcome = match (outcome, &plan.expect) {
+            // The conflict of a transaction may name a full etcd key.
+            (
+                Err(StateError::Conflict {
+                    key,
+                    expected,
+                    found,
+                }),
+                Expect::Keys { .. },
+            ) => {
+                let key = key
+                    .strip_prefix(&*prefix)
+                    .map_or(key.clone(), str::to_owned);
+                Err(StateError::Conflict {
+                    key,
+                    expected,
+                    found,
+                })
+            }
+            (outcome, _) => outcome,
+        };
+        Finished {
+            sequence,
+            caller: reply,
+            sent_at,
+            operation: plan.operation,
+            changed_by,
+            outcome,
+        }
+    });
+    Some(task.id())
+}
+
+/// The error of a txn that etcd answered with a failure, or that never got
+/// an answer: a server rejection is known not applied; anything else may
+/// or may not have been.
+fn failed(error: etcd_client::Error) -> StateError {
+    if let etcd_client::Error::GRpcStatus(status) = &error {
+        use tonic::Code;
+        if matches!(
+            status.code(),
+            Code::InvalidArgument
+                | Code::FailedPrecondition
+                | Code::PermissionDenied
+                | Code::Unauthenticated
+                | Code::OutOfRange
+                | Code::ResourceExhausted
+        ) {
+            return StateError::EtcdRejected {
+                cause: Cause::new(error),
+            };
+        }
+    }
+    StateError::OutcomeUnknown {
+        cause: Cause::new(error),
+    }
+}
+
+/// A txn came back: answer now, or wait for the mirror.
+fn finish<V>(
+    committer: &mut Committer<V>,
+    finished: Finished,
+    waiting: &mut BTreeMap<Version, Vec<Waiting>>,
+    ours: &mut HashMap<Version, (Operation, Option<Arc<str>>)>,
+) {
+    let published = committer.newest();
+    match finished.outcome {
+        Ok(Some(revision)) if revision > published => {
+            ours.insert(revision, (finished.operation, finished.changed_by));
+            waiting.entry(revision).or_default().push(Waiting {
+                caller: finished.caller,
+                sent_at: finished.sent_at,
+            });
+        }
+        Ok(revision) => {
+            let reply = Ok(Applied {
+                version: revision.unwrap_or(published),
+                committed: revision.is_some(),
+            });
+            committer.answer_after_publish(finished.caller, reply, finished.sent_at);
+            committer.finish_batch(Instant::now());
+        }
+        Err(error) => {
+            committer.answer_after_publish(finished.caller, Err(error), finished.sent_at);
+            committer.finish_batch(Instant::now());
+        }
+    }
+}
+
+/// Commit what the mirror sent (not yet published).
+fn mirror<V>(
+    committer: &mut Committer<V>,
+    message: Mirrored<V>,
+    ours: &mut HashMap<Version, (Operation, Option<Arc<str>>)>,
+) {
+    match message {
+        Mirrored::Revisions(revisions) => {
+            for (revision, changes) in revisions {
+                if revision <= committer.newest() {
+                    // Already covered by a relist.
+                    continue;
+                }
+                let (operation, changed_by) = ours
+                    .remove(&revision)
+                    .unwrap_or((Operation::External, None));
+                committer.apply_remote(
+                    revision,
+                    operation,
+                    changed_by,
+                    changes.into_iter().map(remote),
+                    false,
+                );
+            }
+        }
+        Mirrored::Resync { revision, entries } => {
+            if revision <= committer.newest() {
+                return;
+            }
+            let current = committer.current();
+            let mut changes: Vec<RemoteChange<V>> = Vec::new();
+            let mut listed = std::collections::HashSet::new();
+            for entry in entries {
+                listed.insert(entry.key.clone());
+                let same = current
+                    .entry(&entry.key)
+                    .is_some_and(|now: &Entry<V>| now.modified() == entry.modified);
+                if !same {
+                    changes.push(remote(entry));
+                }
+            }
+            let mut gone: Vec<Box<str>> = current
+                .keys()
+                .filter(|key| !listed.contains(*key))
+                .map(Box::from)
+                .collect();
+            gone.sort_unstable();
+            changes.extend(gone.into_iter().map(|key| RemoteChange {
+                key,
+                value: None,
+                created: Version::INITIAL,
+                modified: revision,
+            }));
+            drop(current);
+            // Committed even when nothing differs, so the version moves to
+            // the listing's revision: a caller waiting for a revision the
+            // relist covers is answered with the state at or after it.
+            committer.apply_remote(revision, Operation::External, None, changes, true);
+        }
+    }
+    // Revisions this handle wrote that the mirror has passed are recorded
+    // (or were folded into a relist): forget them.
+    let newest = committer.newest();
+    ours.retain(|revision, _| *revision > newest);
+}
+
+fn remote<V>(decoded: Decoded<V>) -> RemoteChange<V> {
+    RemoteChange {
+        key: decoded.key,
+        value: decoded.value,
+        created: decoded.created,
+        modified: decoded.modified,
+    }
+}
+
+/// Queue the replies of every caller whose revision is now covered; the
+/// group's `finish_batch` publishes, then sends them.
+fn release<V>(
+    committer: &mut Committer<V>,
+    waiting: &mut BTreeMap<Version, Vec<Waiting>>,
+    published: Version,
+) {
+    let newer = waiting.split_off(&published.next());
+    let covered = std::mem::replace(waiting, newer);
+    for (revision, callers) in covered {
+        for waiter in callers {
+            let reply = Ok(Applied {
+                version: revision,
+                committed: true,
+            });
+            committer.answer_after_publish(waiter.caller, reply, waiter.sent_at);
+        }
+    }
+}

@@ -1,0 +1,558 @@
+//! Commands as etcd transactions: one txn per command, so each command
+//! keeps its own revision.
+//!
+//! Planning runs in the writer task against the mirror's newest snapshot
+//! (what `modify` and `transaction` closures read), checks etcd's limits
+//! before anything is sent, and describes how to read the answer.
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+use etcd_client::{
+    Compare, CompareOp, DeleteOptions, GetOptions, Txn, TxnOp, TxnOpResponse, TxnResponse,
+};
+use serde::Serialize;
+
+use crate::error::{Cause, Precondition, StateError};
+use crate::history::{History, Operation, Unreachable};
+use crate::modify::Modification;
+use crate::snapshot::{Entry, Snapshot};
+use crate::sync::{lock, Arc, Mutex};
+use crate::transaction::Write;
+use crate::writer::command::{Applied, Op, Reply};
+use crate::writer::commit::panic_message;
+use crate::Version;
+
+use super::mirror::{revision_number, revision_version};
+
+/// etcd's default `--max-request-bytes`: 1.5 MiB.
+pub const DEFAULT_MAX_REQUEST_BYTES: usize = 3 << 19;
+/// etcd's default `--max-txn-ops`: 128.
+pub const DEFAULT_MAX_TXN_OPS: usize = 128;
+
+/// Bytes a txn's protobuf adds per operation or compare beyond its key and
+/// value (field tags, lengths, the revision): a generous bound, so a
+/// request this crate accepts is one etcd accepts.
+const OVERHEAD_PER_ITEM: usize = 32;
+
+/// What the target needs to plan a command.
+pub(crate) struct Settings {
+    pub(crate) prefix: String,
+    pub(crate) max_request_bytes: usize,
+    pub(crate) max_txn_ops: usize,
+}
+
+/// How to read a txn's answer.
+pub(crate) enum Expect {
+    /// Committed if any operation wrote something.
+    Writes,
+    /// A compare on one key: a failed compare is a conflict on it, and the
+    /// failure branch reads the key (the `found` of the conflict).
+    Key { key: String, expected: Precondition },
+    /// A transaction's compares: the failure branch reads the written
+    /// keys (in order), then the first key modified after the snapshot.
+    Keys {
+        /// Each written key and what its compare required.
+        keys: Vec<(String, Precondition)>,
+        snapshot: Version,
+    },
+}
+
+/// A command turned into a txn.
+pub(crate) struct Plan {
+    pub(crate) txn: Txn,
+    pub(crate) operation: Operation,
+    pub(crate) expect: Expect,
+}
+
+/// What a command comes to before anything is sent.
+pub(crate) enum Planned {
+    Send(Plan),
+    /// Answered without a txn: nothing to write, or an error.
+    Done(Reply),
+}
+
+/// A txn under construction, with its size accounted.
+struct Builder<'a> {
+    settings: &'a Settings,
+    compares: Vec<Compare>,
+    ops: Vec<TxnOp>,
+    failure: Vec<TxnOp>,
+    bytes: usize,
+}
+
+impl<'a> Builder<'a> {
+    fn new(settings: &'a Settings) -> Self {
+        Self {
+            settings,
+            compares: Vec::new(),
+            ops: Vec::new(),
+            failure: Vec::new(),
+            bytes: 0,
+        }
+    }
+
+    fn full_key(&self, key: &str) -> Vec<u8> {
+        let mut full = Vec::with_capacity(self.settings.prefix.len() + key.len());
+        full.extend_from_slice(self.settings.prefix.as_bytes());
+        full.extend_from_slice(key.as_bytes());
+        full
+    }
+
+    fn put<V: Serialize>(&mut self, key: &str, value: &V) -> Result<(), StateError> {
+        let bytes = serde_json::to_vec(value).map_err(|error| StateError::NotSerializable {
+            cause: Cause::new(error),
+        })?;
+        let full = self.full_key(key);
+        self.bytes += full.len() + bytes.len() + OVERHEAD_PER_ITEM;
+        self.ops.push(TxnOp::put(full, bytes, None));
+        Ok(())
+    }
+
+    fn delete(&mut self, key: &str) {
+        let full = self.full_key(key);
+        self.bytes += full.len() + OVERHEAD_PER_ITEM;
+        self.ops.push(TxnOp::delete(full, None));
+    }
+
+    /// Delete the keys from `start` (a full key) up to `end` (excluded).
+    fn delete_range(&mut self, start: Vec<u8>, end: Vec<u8>) {
+        self.bytes += start.len() + end.len() + OVERHEAD_PER_ITEM;
+        self.ops.push(TxnOp::delete(
+            start,
+            Some(DeleteOptions::new().with_range(end)),
+        ));
+    }
+
+    /// Require `key` to satisfy `expected`, and read it on failure.
+    fn compare(&mut self, key: &str, expected: Precondition) {
+        let full = self.full_key(key);
+        self.bytes += 2 * (full.len() + OVERHEAD_PER_ITEM);
+        // A missing key compares as revision 0 in etcd.
+        self.compares.push(match expected {
+            Precondition::Absent => Compare::create_revision(full.clone(), CompareOp::Equal, 0),
+            Precondition::Exists => Compare::create_revision(full.clone(), CompareOp::Greater, 0),
+            Precondition::ModifiedAt(version) => {
+                Compare::mod_revision(full.clone(), CompareOp::Equal, revision_number(version))
+            }
+        });
+        self.failure
+            .push(TxnOp::get(full, Some(GetOptions::new().with_keys_only())));
+    }
+
+    /// Require that no key under the prefix was put after `snapshot`, and
+    /// on failure read the first one that was.
+    fn unchanged_since(&mut self, snapshot: Version) {
+        let prefix = self.settings.prefix.as_bytes().to_vec();
+        let after = revision_number(snapshot).saturating_add(1);
+        self.bytes += 2 * (2 * prefix.len() + OVERHEAD_PER_ITEM);
+        self.compares
+            .push(Compare::mod_revision(prefix.clone(), CompareOp::Less, after).with_prefix());
+        self.failure.push(TxnOp::get(
+            prefix,
+            Some(
+                GetOptions::new()
+                    .with_prefix()
+                    .with_keys_only()
+                    .with_min_mod_revision(after)
+                    .with_limit(1),
+            ),
+        ));
+    }
+
+    /// The txn, or the limit it breaks.
+    fn finish(self) -> Result<Txn, StateError> {
+        let most = self
+            .ops
+            .len()
+            .max(self.compares.len())
+            .max(self.failure.len());
+        if most > self.settings.max_txn_ops {
+            return Err(StateError::TooManyOperations {
+                operations: most,
+                limit: self.settings.max_txn_ops,
+            });
+        }
+        if self.bytes > self.settings.max_request_bytes {
+            return Err(StateError::RequestTooLarge {
+                bytes: self.bytes,
+                limit: self.settings.max_request_bytes,
+            });
+        }
+        Ok(Txn::new()
+            .when(self.compares)
+            .and_then(self.ops)
+            .or_else(self.failure))
+    }
+}
+
+/// The exclusive end of the range of every key starting with `prefix`
+/// (etcd's own rule: the last byte below 0xff, plus one).
+pub(crate) fn prefix_end(prefix: &[u8]) -> Vec<u8> {
+    let mut end = prefix.to_vec();
+    while let Some(last) = end.pop() {
+        if last < 0xff {
+            end.push(last + 1);
+            return end;
+        }
+    }
+    // Every byte 0xff (or empty): to the end of the keyspace.
+    vec![0]
+}
+
+/// Nothing written: the version stays the published one.
+fn unchanged(current: &Snapshot<impl Sized>) -> Planned {
+    Planned::Done(Ok(Applied {
+        version: current.version(),
+        committed: false,
+    }))
+}
+
+fn send(builder: Builder<'_>, operation: Operation, expect: Expect) -> Planned {
+    match builder.finish() {
+        Ok(txn) => Planned::Send(Plan {
+            txn,
+            operation,
+            expect,
+        }),
+        Err(error) => Planned::Done(Err(error)),
+    }
+}
+
+/// What `key` holds in `current`, as a precondition a txn can check.
+fn as_found(entry: Option<&Entry<impl Sized>>) -> Precondition {
+    entry.map_or(Precondition::Absent, |entry| {
+        Precondition::ModifiedAt(entry.modified())
+    })
+}
+
+/// Turn `op` into a txn against `current`, the mirror's newest snapshot.
+pub(crate) fn plan<V: Serialize>(
+    op: Op<V>,
+    current: &Snapshot<V>,
+    history: &Mutex<History<V>>,
+    settings: &Settings,
+) -> Planned {
+    let mut txn = Builder::new(settings);
+    let attempt = match op {
+        Op::Close => return unchanged(current),
+        // Deadlines would need etcd leases, which this backend does not
+        // grant yet: refused rather than a key that never expires.
+        Op::SetWithTtl { .. } => return Planned::Done(Err(StateError::TtlUnsupported)),
+        Op::Set { key, value } => txn
+            .put(key.as_str(), &value)
+            .map(|()| (Operation::Set, Expect::Writes)),
+        Op::Update(items) => {
+            // etcd refuses a key twice in one txn; the last value wins, as
+            // in memory.
+            let mut seen = std::collections::HashSet::new();
+            let mut last: Vec<&(crate::writer::key::KeyArg, V)> = items
+                .iter()
+                .rev()
+                .filter(|(key, _)| seen.insert(key.as_str()))
+                .collect();
+            last.reverse();
+            last.into_iter()
+                .try_for_each(|(key, value)| txn.put(key.as_str(), value))
+                .map(|()| (Operation::Update, Expect::Writes))
+        }
+        Op::Delete(key) => {
+            txn.delete(key.as_str());
+            Ok((Operation::Delete, Expect::Writes))
+        }
+        Op::Clear => {
+            let prefix = settings.prefix.as_bytes();
+            txn.delete_range(prefix.to_vec(), prefix_end(prefix));
+            Ok((Operation::Clear, Expect::Writes))
+        }
+        Op::Retain(keys) => {
+            // Delete the gaps between the kept keys, sorted as etcd sorts
+            // them (bytes): atomic, and keys created meanwhile go too.
+            let mut kept: Vec<Vec<u8>> = keys.iter().map(|key| txn.full_key(key)).collect();
+            kept.sort_unstable();
+            kept.dedup();
+            let mut start = settings.prefix.as_bytes().to_vec();
+            for key in kept {
+                let mut after = key.clone();
+                after.push(0);
+                if start < key {
+                    txn.delete_range(start, key);
+                }
+                start = after;
+            }
+            txn.delete_range(start, prefix_end(settings.prefix.as_bytes()));
+            Ok((Operation::Retain, Expect::Writes))
+        }
+        Op::SetIf {
+            key,
+            value,
+            expected,
+        } => {
+            txn.compare(key.as_str(), expected);
+            txn.put(key.as_str(), &value).map(|()| {
+                (
+                    Operation::Conditional,
+                    Expect::Key {
+                        key: key.as_str().to_owned(),
+                        expected,
+                    },
+                )
+            })
+        }
+        Op::DeleteIf { key, expected } => {
+            txn.compare(key.as_str(), expected);
+            txn.delete(key.as_str());
+            Ok((
+                Operation::Conditional,
+                Expect::Key {
+                    key: key.as_str().to_owned(),
+                    expected,
+                },
+            ))
+        }
+        Op::Modify {
+            key,
+            f,
+            value: slot,
+        } => {
+            let entry = current.entry(key.as_str());
+            let expected = as_found(entry);
+            let now = entry.map(|entry| Arc::clone(entry.value()));
+            let outcome = catch_unwind(AssertUnwindSafe(|| f(now.as_deref())));
+            let decided = match outcome {
+                Ok(decided) => decided,
+                Err(payload) => {
+                    return Planned::Done(Err(StateError::ModifyPanicked {
+                        key: key.as_str().to_owned(),
+                        message: panic_message(payload.as_ref()),
+                    }))
+                }
+            };
+            match decided {
+                Modification::Keep => {
+                    slot.fill(now);
+                    return unchanged(current);
+                }
+                Modification::Delete if now.is_none() => return unchanged(current),
+                Modification::Delete => txn.delete(key.as_str()),
+                Modification::Set(value) => {
+                    if let Err(error) = txn.put(key.as_str(), &value) {
+                        return Planned::Done(Err(error));
+                    }
+                    slot.fill(Some(Arc::new(value)));
+                }
+            }
+            txn.compare(key.as_str(), expected);
+            Ok((
+                Operation::Modify,
+                Expect::Key {
+                    key: key.as_str().to_owned(),
+                    expected,
+                },
+            ))
+        }
+        Op::Transaction(f) => {
+            let outcome = catch_unwind(AssertUnwindSafe(|| f(current)));
+            let writes = match outcome {
+                Ok(Some(writes)) => writes,
+                Ok(None) => return unchanged(current),
+                Err(payload) => {
+                    return Planned::Done(Err(StateError::TransactionPanicked {
+                        message: panic_message(payload.as_ref()),
+                    }))
+                }
+            };
+            if writes.is_empty() {
+                return unchanged(current);
+            }
+            if writes.iter().any(|write| write.key().is_empty()) {
+                return Planned::Done(Err(StateError::EmptyKey));
+            }
+            let mut keys: Vec<(String, Precondition)> = Vec::new();
+            let mut seen = std::collections::HashSet::new();
+            // The last write of a key wins, as in memory.
+            let mut last: Vec<&Write<V>> = writes
+                .iter()
+                .rev()
+                .filter(|write| seen.insert(&**write.key()))
+                .collect();
+            last.reverse();
+            let mut failed = None;
+            for write in last {
+                let key = write.key();
+                let expected = as_found(current.entry(key));
+                txn.compare(key, expected);
+                keys.push((key.to_string(), expected));
+                let done = match write {
+                    Write::Set { value, .. } => txn.put(key, value),
+                    Write::Delete { .. } => {
+                        txn.delete(key);
+                        Ok(())
+                    }
+                };
+                if let Err(error) = done {
+                    failed = Some(error);
+                    break;
+                }
+            }
+            txn.unchanged_since(current.version());
+            match failed {
+                Some(error) => Err(error),
+                None => Ok((
+                    Operation::Transaction,
+                    Expect::Keys {
+                        keys,
+                        snapshot: current.version(),
+                    },
+                )),
+            }
+        }
+        Op::Rollback(target) => rollback(&mut txn, target, None, current, history),
+        Op::RollbackIf {
+            target,
+            expected_current,
+        } => rollback(&mut txn, target, Some(expected_current), current, history),
+    };
+    match attempt {
+        Ok((_, Expect::Writes)) if txn.ops.is_empty() => unchanged(current),
+        Ok((operation, expect)) => send(txn, operation, expect),
+        Err(error) => Planned::Done(Err(error)),
+    }
+}
+
+/// A rollback as one txn: the keys written since `target` go back to
+/// their values there, each compared on the modified version the mirror
+/// shows now, so a concurrent write makes it a conflict instead of being
+/// overwritten.
+fn rollback<V: Serialize>(
+    txn: &mut Builder<'_>,
+    target: Version,
+    expected_current: Option<Version>,
+    current: &Snapshot<V>,
+    history: &Mutex<History<V>>,
+) -> Result<(Operation, Expect), StateError> {
+    let now = current.version();
+    if let Some(expected) = expected_current {
+        if expected != now {
+            return Err(StateError::VersionMoved {
+                expected,
+                current: now,
+            });
+        }
+    }
+    if target >= now {
+        return Err(StateError::InvalidVersion {
+            target,
+            current: now,
+        });
+    }
+    let history = lock(history).clone();
+    let restored = history
+        .snapshot_at(target, now)
+        .map_err(|unreachable| match unreachable {
+            Unreachable::Compacted { oldest_retained } => StateError::VersionCompacted {
+                target,
+                oldest_retained,
+            },
+            Unreachable::Future => StateError::InvalidVersion {
+                target,
+                current: now,
+            },
+        })?;
+    let mut keys: Vec<_> = history
+        .keys_changed_between(target, now)
+        .into_iter()
+        .collect();
+    drop(history);
+    keys.sort_unstable();
+    let mut first = None;
+    for key in keys {
+        let entry = current.entry(&key);
+        let then = restored.get(&key);
+        let differs = match (entry, &then) {
+            (Some(entry), Some(then)) => !Arc::ptr_eq(entry.value(), then),
+            (None, None) => false,
+            _ => true,
+        };
+        if !differs {
+            continue;
+        }
+        let expected = as_found(entry);
+        txn.compare(&key, expected);
+        first.get_or_insert_with(|| (key.to_string(), expected));
+        match then {
+            Some(value) => txn.put(&key, &*value)?,
+            None => txn.delete(&key),
+        }
+    }
+    Ok(match first {
+        // A rollback to identical contents: nothing to send.
+        None => (Operation::Rollback, Expect::Writes),
+        Some((key, expected)) => (Operation::Rollback, Expect::Key { key, expected }),
+    })
+}
+
+/// Read a txn's answer: its revision if it wrote something, `None` if it
+/// changed nothing, or the conflict.
+pub(crate) fn outcome(
+    expect: &Expect,
+    response: &TxnResponse,
+) -> Result<Option<Version>, StateError> {
+    let revision = revision_version(response.header().map_or(0, |header| header.revision()));
+    let responses = response.op_responses();
+    if response.succeeded() {
+        let wrote = responses.iter().any(|response| match response {
+            TxnOpResponse::Put(_) => true,
+            TxnOpResponse::Delete(delete) => delete.deleted() > 0,
+            _ => false,
+        });
+        return Ok(wrote.then_some(revision));
+    }
+    let found = |index: usize| -> Option<Version> {
+        match responses.get(index) {
+            Some(TxnOpResponse::Get(get)) => get
+                .kvs()
+                .first()
+                .map(|kv| revision_version(kv.mod_revision())),
+            _ => None,
+        }
+    };
+    match expect {
+        Expect::Writes => Ok(None),
+        Expect::Key { key, expected } => Err(StateError::Conflict {
+            key: key.clone(),
+            expected: *expected,
+            found: found(0),
+        }),
+        Expect::Keys { keys, snapshot } => {
+            for (index, (key, expected)) in keys.iter().enumerate() {
+                let now = found(index);
+                if !expected.holds(now) {
+                    return Err(StateError::Conflict {
+                        key: key.clone(),
+                        expected: *expected,
+                        found: now,
+                    });
+                }
+            }
+            // Not a written key: one read (or any key) put after the snapshot.
+            let (key, modified) = match responses.get(keys.len()) {
+                Some(TxnOpResponse::Get(get)) => get
+                    .kvs()
+                    .first()
+                    .map(|kv| {
+                        (
+                            String::from_utf8_lossy(kv.key()).into_owned(),
+                            Some(revision_version(kv.mod_revision())),
+                        )
+                    })
+                    .unwrap_or_default(),
+                _ => Default::default(),
+            };
+            Err(StateError::Conflict {
+                key,
+                expected: Precondition::ModifiedAt(*snapshot),
+                found: modified,
+            })
+        }
+    }
+}
