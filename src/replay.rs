@@ -4,16 +4,15 @@
 //! The commits are replayed over a base snapshot through [`Map::write`],
 //! the same path the writer takes, so each key's created and modified
 //! versions come out as they were, and each history record gets its old
-//! value back. A rollback's values are taken from its target (the same
-//! `Arc`s, as the writer shared them) whenever the replayed data holds
-//! them: rollback compares values by pointer, so a copy would make a later
-//! rollback see a difference where there is none.
+//! value back. The caller hands in the values: a rollback's must be the
+//! very `Arc`s it restored (journal and export each record which), because
+//! rollback compares values by pointer.
 
 use std::time::SystemTime;
 
 use crate::history::{Change, Changes, Commit, CommitView, Operation};
 use crate::map::Map;
-use crate::snapshot::{Entry, Snapshot};
+use crate::snapshot::Snapshot;
 use crate::sync::Arc;
 use crate::Version;
 
@@ -50,35 +49,6 @@ impl<V> Replay<V> {
             base,
             commits: Vec::new(),
         }
-    }
-
-    /// `key`'s value at `version` among what has been replayed, if it can
-    /// be known: at most one snapshot interval of commits is searched.
-    #[cfg_attr(not(feature = "durable"), allow(dead_code))]
-    pub(crate) fn value_at(&self, version: Version, key: &str) -> Option<Arc<V>> {
-        let value = |entry: &Entry<V>| Arc::clone(entry.value());
-        let base = self.base.version();
-        if version < base {
-            // Before the base: its value is the one at `version` only if
-            // the key has not changed since.
-            return self
-                .base
-                .map()
-                .get(key)
-                .filter(|entry| entry.modified() <= version)
-                .map(value);
-        }
-        let upto = ((version.get() - base.get()) as usize).min(self.commits.len());
-        for commit in self.commits[..upto].iter().rev() {
-            let changes = commit.view.changes.as_slice();
-            if let Some(change) = changes.iter().rev().find(|change| &*change.key == key) {
-                return change.new.clone();
-            }
-            if let Some(snapshot) = &commit.snapshot {
-                return snapshot.map().get(key).map(value);
-            }
-        }
-        self.base.map().get(key).map(value)
     }
 
     /// Apply one commit.

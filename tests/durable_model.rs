@@ -23,8 +23,8 @@ use thread_safe_state::{
     Modification, Operation, Precondition, Snapshot, StateError, ThreadSafeState, Version,
 };
 
-const MAX_HISTORY: usize = 8;
-const CHECKPOINT_EVERY: u64 = 3;
+const MAX_HISTORY: usize = 4;
+const CHECKPOINT_EVERY: u64 = 1;
 const KEYS: [&str; 4] = ["plan", "code", "tests", "review"];
 /// Who writes: `None` is the handle without an agent id.
 const AGENTS: [Option<&str>; 3] = [None, Some("planner"), Some("coder")];

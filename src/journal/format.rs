@@ -23,6 +23,9 @@ pub(crate) struct Malformed(pub(crate) String);
 pub(crate) struct StoredChange<'a> {
     pub(crate) key: &'a str,
     pub(crate) value: Option<&'a [u8]>,
+    /// For a rollback's value: the version that first wrote this very
+    /// value (see `store`), so recovery shares it as the writer did.
+    pub(crate) origin: Option<u64>,
 }
 
 /// A commit as the log stores it.
@@ -169,7 +172,7 @@ pub(crate) fn commit<'v, T: 'v>(
     operation: Operation,
     changed_by: Option<&str>,
     restored_from: Option<u64>,
-    changes: impl ExactSizeIterator<Item = (&'v str, Option<&'v T>)>,
+    changes: impl ExactSizeIterator<Item = (&'v str, Option<&'v T>, u64)>,
     mut encode_value: impl FnMut(&mut Vec<u8>, &T) -> Result<(), serde_json::Error>,
 ) -> Result<Vec<u8>, serde_json::Error> {
     let mut record = Writer::new();
@@ -194,12 +197,15 @@ pub(crate) fn commit<'v, T: 'v>(
         None => record.u8(0),
     }
     record.u32(u32::try_from(changes.len()).expect("fewer than 2^32 changes"));
-    for (key, value) in changes {
+    for (key, value, origin) in changes {
         record.bytes(key.as_bytes());
         match value {
             Some(value) => {
                 record.u8(1);
                 record.value(|buffer| encode_value(buffer, value))?;
+                if restored_from.is_some() {
+                    record.u64(origin);
+                }
             }
             None => record.u8(0),
         }
@@ -230,12 +236,19 @@ pub(crate) fn read_commit(version: u64, record: &[u8]) -> Result<StoredCommit<'_
     let mut changes = Vec::with_capacity(count.min(1 << 16));
     for _ in 0..count {
         let key = reader.str()?;
-        let value = match reader.u8()? {
-            0 => None,
-            1 => Some(reader.bytes()?),
+        let (value, origin) = match reader.u8()? {
+            0 => (None, None),
+            1 => {
+                let value = reader.bytes()?;
+                let origin = match restored_from {
+                    Some(_) => Some(reader.u64()?),
+                    None => None,
+                };
+                (Some(value), origin)
+            }
             other => return Err(Malformed(format!("bad change tag {other}"))),
         };
-        changes.push(StoredChange { key, value });
+        changes.push(StoredChange { key, value, origin });
     }
     reader.end()?;
     Ok(StoredCommit {
@@ -247,29 +260,44 @@ pub(crate) fn read_commit(version: u64, record: &[u8]) -> Result<StoredCommit<'_
     })
 }
 
+/// A stored entry of the snapshot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct StoredEntry<'a> {
+    pub(crate) created: u64,
+    pub(crate) modified: u64,
+    /// The version that first wrote this very value (a rollback rewrites
+    /// an older value at its own version).
+    pub(crate) origin: u64,
+    pub(crate) value: &'a [u8],
+}
+
 /// Encode a stored entry: its versions and its value's JSON.
-pub(crate) fn entry(key: &str, created: u64, modified: u64, value: &[u8]) -> Vec<u8> {
+pub(crate) fn entry(key: &str, stored: StoredEntry<'_>) -> Vec<u8> {
     let mut record = Writer::new();
-    record.u64(created);
-    record.u64(modified);
-    record.bytes.extend_from_slice(value);
+    record.u64(stored.created);
+    record.u64(stored.modified);
+    record.u64(stored.origin);
+    record.bytes.extend_from_slice(stored.value);
     record.finish(key.as_bytes())
 }
 
-/// Decode a stored entry: (created, modified, value JSON).
-pub(crate) fn read_entry<'a>(
-    key: &str,
-    record: &'a [u8],
-) -> Result<(u64, u64, &'a [u8]), Malformed> {
+/// Decode a stored entry.
+pub(crate) fn read_entry<'a>(key: &str, record: &'a [u8]) -> Result<StoredEntry<'a>, Malformed> {
     let mut reader = Reader::new(record, key.as_bytes())?;
     let created = reader.u64()?;
     let modified = reader.u64()?;
-    if created > modified {
+    let origin = reader.u64()?;
+    if created > modified || origin > modified {
         return Err(Malformed(format!(
-            "key {key:?} created after it was modified"
+            "key {key:?}: created {created}, modified {modified}, value from {origin} do not fit"
         )));
     }
-    Ok((created, modified, reader.rest()))
+    Ok(StoredEntry {
+        created,
+        modified,
+        origin,
+        value: reader.rest(),
+    })
 }
 
 pub(crate) fn header(header: &Header) -> Vec<u8> {
@@ -385,9 +413,9 @@ mod tests {
     fn a_commit_round_trips_and_a_flipped_bit_is_caught() {
         let values = [7u32, 9];
         let changes = vec![
-            ("a", Some(&values[0])),
-            ("b", None),
-            ("c", Some(&values[1])),
+            ("a", Some(&values[0]), 12),
+            ("b", None, 0),
+            ("c", Some(&values[1]), 30),
         ];
         let at = SystemTime::UNIX_EPOCH + Duration::new(1_700_000_000, 5);
         let record = commit(
@@ -405,10 +433,18 @@ mod tests {
         assert_eq!(read.operation, Operation::Transaction);
         assert_eq!(read.changed_by, Some("agent"));
         assert_eq!(read.restored_from, Some(40));
-        let keys: Vec<_> = read.changes.iter().map(|c| (c.key, c.value)).collect();
+        let keys: Vec<_> = read
+            .changes
+            .iter()
+            .map(|c| (c.key, c.value, c.origin))
+            .collect();
         assert_eq!(
             keys,
-            vec![("a", Some(&b"7"[..])), ("b", None), ("c", Some(&b"9"[..]))]
+            vec![
+                ("a", Some(&b"7"[..]), Some(12)),
+                ("b", None, None),
+                ("c", Some(&b"9"[..]), Some(30))
+            ]
         );
         // The version is part of the checksum: a record moved to another
         // slot does not load.
@@ -423,8 +459,14 @@ mod tests {
 
     #[test]
     fn entries_and_headers_round_trip() {
-        let stored = entry("k", 3, 5, b"\"v\"");
-        assert_eq!(read_entry("k", &stored).unwrap(), (3, 5, &b"\"v\""[..]));
+        let original = StoredEntry {
+            created: 3,
+            modified: 5,
+            origin: 4,
+            value: b"\"v\"",
+        };
+        let stored = entry("k", original);
+        assert_eq!(read_entry("k", &stored).unwrap(), original);
         assert!(read_entry("j", &stored).is_err());
         let head = Header {
             format: FORMAT,

@@ -15,7 +15,7 @@
 //! checkpoint interval of log, however long the process runs; redb reuses
 //! the pages freed by deleted records.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
@@ -135,54 +135,42 @@ impl Store {
         &mut self,
         commits: &[CommitView<V>],
     ) -> Result<(), Failure> {
-        let mut records = Vec::with_capacity(commits.len());
-        for commit in commits {
-            let version = commit.version.get();
-            debug_assert_eq!(version, self.newest + 1 + records.len() as u64);
-            // A value's `Serialize` is user code: a panic in it fails the
-            // group like an error, and the journal thread lives on.
-            let record = catch_unwind(AssertUnwindSafe(|| {
-                format::commit(
-                    version,
-                    commit.timestamp,
-                    commit.operation,
-                    commit.changed_by.as_deref(),
-                    commit.restored_from.map(Version::get),
-                    commit
-                        .changes
-                        .as_slice()
-                        .iter()
-                        .map(|change| (&*change.key, change.new.as_deref())),
-                    |buffer, value| json::write(buffer, value),
-                )
-            }))
-            .map_err(|payload| panic_message(payload.as_ref()));
-            let record = match record {
-                Ok(Ok(record)) => record,
-                Ok(Err(error)) => return Err(Failure::Rejected(Cause::new(error))),
-                Err(message) => {
-                    return Err(Failure::Rejected(Cause::new(std::io::Error::other(
-                        format!("serializing a value panicked: {message}"),
-                    ))))
-                }
-            };
-            records.push((version, record));
-        }
-        let Some(&(last, _)) = records.last() else {
+        let Some(last) = commits.last().map(|commit| commit.version.get()) else {
             return Ok(());
         };
         let broken = |error: redb::Error| Failure::Broken(Cause::new(error));
         let transaction = self.db.begin_write().map_err(|e| broken(e.into()))?;
-        {
+        let mut bytes = 0;
+        let written = (|| {
             let mut log = transaction.open_table(LOG).map_err(|e| broken(e.into()))?;
-            for (version, record) in &records {
+            let base = transaction.open_table(BASE).map_err(|e| broken(e.into()))?;
+            for commit in commits {
+                let version = commit.version.get();
+                let origins = match commit.restored_from {
+                    Some(target) => {
+                        origins(&log, &base, self.header.base, target.get(), &commit.changes)
+                            .map_err(broken)?
+                    }
+                    None => Vec::new(),
+                };
+                let record = encode(commit, &origins)?;
+                bytes += record.len() as u64;
                 log.insert(version, record.as_slice())
                     .map_err(|e| broken(e.into()))?;
             }
+            Ok(())
+        })();
+        if let Err(failure) = written {
+            // Nothing of the group reaches the file. An abort that fails
+            // leaves the database unusable: treat it as broken.
+            return match transaction.abort() {
+                Ok(()) => Err(failure),
+                Err(error) => Err(broken(error.into())),
+            };
         }
         transaction.commit().map_err(|e| broken(e.into()))?;
         self.newest = last;
-        self.log_bytes += records.iter().map(|(_, r)| r.len() as u64).sum::<u64>();
+        self.log_bytes += bytes;
         Ok(())
     }
 
@@ -219,11 +207,19 @@ impl Store {
                                 Some(entry) => {
                                     format::read_entry(change.key, entry.value())
                                         .map_err(corrupt)?
-                                        .0
+                                        .created
                                 }
                                 None => *version,
                             };
-                            let entry = format::entry(change.key, created, *version, value);
+                            let entry = format::entry(
+                                change.key,
+                                format::StoredEntry {
+                                    created,
+                                    modified: *version,
+                                    origin: change.origin.unwrap_or(*version),
+                                    value,
+                                },
+                            );
                             base.insert(change.key, entry.as_slice())?;
                         }
                         None => {
@@ -245,6 +241,101 @@ impl Store {
         self.log_bytes = 0;
         Ok(())
     }
+}
+
+/// One commit as a record; a rollback's values carry their `origins`.
+fn encode<V: Serialize>(commit: &CommitView<V>, origins: &[u64]) -> Result<Vec<u8>, Failure> {
+    let version = commit.version.get();
+    // A value's `Serialize` is user code: a panic in it fails the group
+    // like an error, and the journal thread lives on.
+    let record = catch_unwind(AssertUnwindSafe(|| {
+        format::commit(
+            version,
+            commit.timestamp,
+            commit.operation,
+            commit.changed_by.as_deref(),
+            commit.restored_from.map(Version::get),
+            commit
+                .changes
+                .as_slice()
+                .iter()
+                .enumerate()
+                .map(|(at, change)| {
+                    let origin = origins
+                        .get(at)
+                        .copied()
+                        .filter(|&origin| origin != u64::MAX)
+                        .unwrap_or(version);
+                    (&*change.key, change.new.as_deref(), origin)
+                }),
+            |buffer, value| json::write(buffer, value),
+        )
+    }));
+    match record {
+        Ok(Ok(record)) => Ok(record),
+        Ok(Err(error)) => Err(Failure::Rejected(Cause::new(error))),
+        Err(payload) => Err(Failure::Rejected(Cause::new(std::io::Error::other(
+            format!(
+                "serializing a value panicked: {}",
+                panic_message(payload.as_ref())
+            ),
+        )))),
+    }
+}
+
+/// For each change of a rollback to `target`, the version that first wrote
+/// the value it restores: the writer restores the target's very values
+/// (the same `Arc`s), and recovery must share them the same way, because
+/// a rollback compares values by identity.
+///
+/// The key's newest write at or before `target` is in the log (a plain
+/// write is its own origin; a rollback's record names its origin), or else
+/// the value is the stored snapshot's, whose entry names its origin. The
+/// search reads the log back from `target` once for all the keys: the cost
+/// is at most the log's length, and only rollbacks pay it.
+fn origins<V>(
+    log: &redb::Table<'_, u64, &[u8]>,
+    base: &redb::Table<'_, &str, &[u8]>,
+    base_version: u64,
+    target: u64,
+    changes: &crate::history::Changes<V>,
+) -> Result<Vec<u64>, redb::Error> {
+    let changes = changes.as_slice();
+    let mut origins: Vec<Option<u64>> = changes
+        .iter()
+        .map(|change| change.new.as_ref().map_or(Some(0), |_| None))
+        .collect();
+    let mut unresolved = origins.iter().filter(|origin| origin.is_none()).count();
+    let mut version = target;
+    while unresolved > 0 && version > base_version {
+        if let Some(record) = log.get(version)? {
+            let stored = format::read_commit(version, record.value()).map_err(corrupt)?;
+            for (at, change) in changes.iter().enumerate() {
+                if origins[at].is_some() {
+                    continue;
+                }
+                if let Some(found) = stored.changes.iter().rev().find(|c| c.key == &*change.key) {
+                    origins[at] = Some(found.origin.unwrap_or(version));
+                    unresolved -= 1;
+                }
+            }
+        }
+        version -= 1;
+    }
+    for (at, change) in changes.iter().enumerate() {
+        if origins[at].is_none() {
+            if let Some(entry) = base.get(&*change.key)? {
+                let stored = format::read_entry(&change.key, entry.value()).map_err(corrupt)?;
+                origins[at] = Some(stored.origin);
+            }
+        }
+    }
+    // Not found (which the writer's history rules out): the value counts
+    // as new at the rollback's own version, in `encode`.
+    Ok(origins
+        .into_iter()
+        .map(|origin| origin.unwrap_or(u64::MAX))
+        .collect())
 }
 
 fn corrupt(malformed: Malformed) -> redb::Error {
@@ -297,10 +388,13 @@ fn create<V: Serialize>(
             let mut json = Vec::new();
             json::write(&mut json, value).map_err(OpenFailure::Decode)?;
             let version = header.base;
-            base.insert(
-                &**key,
-                format::entry(key, version, version, &json).as_slice(),
-            )?;
+            let entry = format::StoredEntry {
+                created: version,
+                modified: version,
+                origin: version,
+                value: &json,
+            };
+            base.insert(&**key, format::entry(key, entry).as_slice())?;
         }
         transaction.open_table(LOG)?;
         let mut table = transaction.open_table(HEADER)?;
@@ -316,50 +410,79 @@ fn recover<V: DeserializeOwned>(
     base_version: u64,
 ) -> Result<(Recovered<V>, u64), OpenFailure> {
     let transaction = db.begin_read()?;
+    let log = transaction.open_table(LOG)?;
+    // The values rollbacks restored, by key and origin: found in the
+    // stored snapshot or the log, then shared by every rollback that
+    // restores them, as the writer shared them.
+    let mut wanted: HashMap<(Box<str>, u64), Option<Arc<V>>> = HashMap::new();
+    for item in log.iter()? {
+        let (version, record) = item?;
+        let stored = format::read_commit(version.value(), record.value())?;
+        for change in &stored.changes {
+            if let Some(origin) = change.origin {
+                wanted.insert((change.key.into(), origin), None);
+            }
+        }
+    }
     let mut map = Map::new();
     for item in transaction.open_table(BASE)?.iter()? {
         let (key, record) = item?;
         let key = key.value();
-        let (created, modified, json) = format::read_entry(key, record.value())?;
-        if modified > base_version {
+        let stored = format::read_entry(key, record.value())?;
+        if stored.modified > base_version {
             return Err(OpenFailure::Corrupt(format!(
-                "key {key:?} modified at {modified}, after the snapshot's version {base_version}"
+                "key {key:?} modified at {}, after the snapshot's version {base_version}",
+                stored.modified
             )));
         }
-        let value: V = serde_json::from_slice(json).map_err(OpenFailure::Decode)?;
+        let value =
+            Arc::new(serde_json::from_slice::<V>(stored.value).map_err(OpenFailure::Decode)?);
+        if !wanted.is_empty() {
+            if let Some(slot) = wanted.get_mut(&(key.into(), stored.origin)) {
+                *slot = Some(Arc::clone(&value));
+            }
+        }
         map.insert(
             Arc::from(key),
             Entry::new(
-                Arc::new(value),
-                Version::new(modified),
-                Version::new(created),
+                value,
+                Version::new(stored.modified),
+                Version::new(stored.created),
             ),
         );
     }
     let mut replay = Replay::new(Snapshot::new(Version::new(base_version), map));
-    let log = transaction.open_table(LOG)?;
     let mut log_bytes = 0;
     for item in log.iter()? {
         let (version, record) = item?;
         let version = version.value();
         log_bytes += record.value().len() as u64;
         let stored = format::read_commit(version, record.value())?;
-        let restored_from = stored.restored_from.map(Version::new);
         let mut changes = Vec::with_capacity(stored.changes.len());
         for change in stored.changes {
-            let value = match change.value {
-                None => None,
-                // A rollback's values are its target's, shared.
-                Some(json) => Some(
-                    match restored_from.and_then(|target| replay.value_at(target, change.key)) {
-                        Some(value) => value,
-                        None => Arc::new(
-                            serde_json::from_slice::<V>(json).map_err(OpenFailure::Decode)?,
-                        ),
-                    },
-                ),
+            let Some(json) = change.value else {
+                changes.push((change.key, None));
+                continue;
             };
-            changes.push((change.key, value));
+            // Only a rollback's value may be shared; a plain write made a
+            // new value (even a second write of the key in one commit).
+            let shared = change
+                .origin
+                .and_then(|origin| wanted.get(&(change.key.into(), origin)))
+                .and_then(Option::clone);
+            let value = match shared {
+                Some(value) => value,
+                None => {
+                    let value =
+                        Arc::new(serde_json::from_slice::<V>(json).map_err(OpenFailure::Decode)?);
+                    let origin = change.origin.unwrap_or(version);
+                    if let Some(slot) = wanted.get_mut(&(change.key.into(), origin)) {
+                        *slot = Some(Arc::clone(&value));
+                    }
+                    value
+                }
+            };
+            changes.push((change.key, Some(value)));
         }
         replay
             .commit(Replayed {
@@ -367,7 +490,7 @@ fn recover<V: DeserializeOwned>(
                 timestamp: stored.timestamp,
                 operation: stored.operation,
                 changed_by: stored.changed_by,
-                restored_from,
+                restored_from: stored.restored_from.map(Version::new),
                 changes,
             })
             .map_err(|inconsistent| OpenFailure::Corrupt(inconsistent.0))?;
