@@ -232,9 +232,9 @@ impl<V> Committer<V> {
         self.retired.drop_all();
     }
 
-    /// Refuse `set_with_ttl`: the state's commits go to a target that
-    /// does not record deadlines (a journal, etcd).
-    #[cfg_attr(not(any(feature = "durable", feature = "etcd")), allow(dead_code))]
+    /// Refuse `set_with_ttl`: the state's commits go to a journal, which
+    /// does not record deadlines (etcd states refuse it when planning).
+    #[cfg_attr(not(feature = "durable"), allow(dead_code))]
     pub(crate) fn refuse_ttls(&mut self) {
         self.expiry.refuse();
     }
