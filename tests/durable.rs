@@ -438,3 +438,63 @@ async fn ttls_are_refused_on_a_durable_state() {
     assert_eq!(state.set("lease", 1).await, Ok(Version::new(1)));
     state.close().await.unwrap();
 }
+
+/// The builder's settings, its `Debug`, and each opening error's message.
+#[test]
+fn the_durable_builder_reports_its_settings_and_errors() {
+    let file = TempPath::new("builder");
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let builder = ThreadSafeState::<u64>::builder()
+        .durable(&file.0)
+        .checkpoint_every(0)
+        .checkpoint_bytes(1 << 20)
+        .value_type("counter/v1");
+    let shown = format!("{builder:?}");
+    assert!(
+        shown.contains("counter/v1") && shown.contains("1048576"),
+        "{shown}"
+    );
+    let state = builder.open_on(runtime.handle()).unwrap();
+    state.blocking().set("k", 1).unwrap();
+    let locked = ThreadSafeState::<u64>::builder()
+        .durable(&file.0)
+        .value_type("counter/v1")
+        .open_on(runtime.handle())
+        .unwrap_err();
+    assert!(locked.to_string().contains("already open"), "{locked}");
+    state.blocking().close().unwrap();
+    let mismatch = ThreadSafeState::<u64>::builder()
+        .durable(&file.0)
+        .open_on(runtime.handle())
+        .unwrap_err();
+    assert!(mismatch.to_string().contains("counter/v1"), "{mismatch}");
+    let bad = ThreadSafeState::<u64>::builder()
+        .mailbox_capacity(0)
+        .durable(&file.0)
+        .open_on(runtime.handle())
+        .unwrap_err();
+    assert_eq!(
+        bad,
+        OpenError::Build(thread_safe_state::BuildError::ZeroMailboxCapacity)
+    );
+    let import = ThreadSafeState::<u64>::builder()
+        .import(runtime.block_on(async { ThreadSafeState::<u64>::new().export() }))
+        .durable(&file.0)
+        .open_on(runtime.handle())
+        .unwrap_err();
+    assert!(
+        matches!(
+            import,
+            OpenError::Build(thread_safe_state::BuildError::InvalidImport { .. })
+        ),
+        "{import}"
+    );
+    // Reopened with its name, it holds what was written.
+    let state = ThreadSafeState::<u64>::builder()
+        .durable(&file.0)
+        .value_type("counter/v1")
+        .open_on(runtime.handle())
+        .unwrap();
+    assert_eq!(state.get("k").as_deref(), Some(&1));
+    state.blocking().close().unwrap();
+}

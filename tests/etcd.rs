@@ -703,3 +703,93 @@ async fn etcd_restarted_mid_load_loses_no_acknowledged_write() {
         assert_eq!(snapshot.modified_version(&format!("w{i}")), Some(version));
     }
 }
+
+/// Closures that panic, keep, delete or abort, and rollbacks that cannot
+/// happen: each has the same outcome as in memory, and nothing reaches etcd
+/// that should not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn closures_and_rollbacks_fail_and_keep_as_in_memory() {
+    let Some(endpoint) = endpoint("closures_and_rollbacks") else {
+        return;
+    };
+    let prefix = prefix("closures");
+    let state = connect(&endpoint, &prefix).await;
+    let v1 = state.set("k", 1).await.unwrap();
+
+    let panicked = state
+        .modify(
+            "k",
+            |_: Option<&i64>| -> thread_safe_state::Modification<i64> { panic!("no") },
+        )
+        .await;
+    assert!(
+        matches!(panicked, Err(StateError::ModifyPanicked { .. })),
+        "{panicked:?}"
+    );
+    let kept = state
+        .modify("k", |_: Option<&i64>| thread_safe_state::Modification::Keep)
+        .await
+        .unwrap();
+    assert_eq!((kept.version, kept.value.as_deref()), (v1, Some(&1)));
+    let absent = state
+        .modify("missing", |_: Option<&i64>| {
+            thread_safe_state::Modification::Delete
+        })
+        .await
+        .unwrap();
+    assert_eq!(absent.version, v1);
+    let deleted = state
+        .modify("k", |_: Option<&i64>| {
+            thread_safe_state::Modification::Delete
+        })
+        .await
+        .unwrap();
+    assert!(deleted.version > v1);
+    assert_eq!(state.get("k"), None);
+
+    let v = state.set("t", 5).await.unwrap();
+    let panicked = state
+        .transaction(|_| -> Result<Vec<thread_safe_state::Write<i64>>, String> { panic!("boom") })
+        .await;
+    assert!(panicked.is_err(), "{panicked:?}");
+    let aborted = state
+        .transaction(|_| Err::<Vec<thread_safe_state::Write<i64>>, _>("no".to_string()))
+        .await;
+    assert!(
+        matches!(
+            aborted,
+            Err(thread_safe_state::TransactionError::Aborted(_))
+        ),
+        "{aborted:?}"
+    );
+    let nothing = state
+        .transaction(|_| Ok::<_, String>(Vec::new()))
+        .await
+        .unwrap();
+    assert_eq!(nothing, v);
+    let empty = state
+        .transaction(|_| Ok::<_, String>(vec![thread_safe_state::Write::set("", 1)]))
+        .await;
+    assert!(empty.is_err(), "{empty:?}");
+    assert_eq!(state.version(), v);
+
+    let now = state.version();
+    assert!(matches!(
+        state.rollback(now).await,
+        Err(StateError::InvalidVersion { .. })
+    ));
+    assert!(matches!(
+        state.rollback(Version::new(1)).await,
+        Err(StateError::VersionCompacted { .. })
+    ));
+    // Back to the version where t was 5, through the recovery helper's
+    // compare on the current version.
+    state.set("t", 6).await.unwrap();
+    let restored = state
+        .rollback_to_last_good(|snapshot| snapshot.get("t").as_deref() == Some(&5))
+        .await
+        .unwrap();
+    caught_up(&state, restored).await;
+    assert_eq!(state.get("t").as_deref(), Some(&5));
+    state.close().await.unwrap();
+}

@@ -222,3 +222,47 @@ async fn values_a_rollback_restored_stay_shared_through_an_import() {
         assert_eq!(s.snapshot().modified_version("plan"), Some(v3));
     }
 }
+
+#[tokio::test]
+async fn every_malformed_part_of_an_export_is_named() {
+    let invalid = |result: Result<ThreadSafeState<u32>, BuildError>| match result {
+        Err(BuildError::InvalidImport { detail }) => detail,
+        other => panic!("{other:?}"),
+    };
+    let state = ThreadSafeState::new();
+    state.set("a", 1).await.unwrap();
+    let export = state.export();
+    assert!(format!("{export:?}").contains("Export"), "{export:?}");
+    assert_eq!(export.version(), Version::new(1));
+
+    // A state whose window starts after some keys exist, so the base has
+    // entries to spoil.
+    let state = ThreadSafeState::builder().max_history(1).build();
+    state.set("a", 1).await.unwrap();
+    state.set("b", 2).await.unwrap();
+    state.rollback(Version::new(1)).await.unwrap();
+    let json = serde_json::to_value(state.export()).unwrap();
+    let import = |edit: &dyn Fn(&mut Value)| {
+        let mut json = json.clone();
+        edit(&mut json);
+        let export: Export<u32> = serde_json::from_value(json).unwrap();
+        ThreadSafeState::builder().import(export).try_build()
+    };
+    assert!(import(&|_| {}).is_ok());
+    let detail = invalid(import(&|j| j["base"]["entries"][0]["created"] = json!(99)));
+    assert!(detail.contains("do not fit"), "{detail}");
+    let detail = invalid(import(&|j| {
+        let first = j["base"]["entries"][0].clone();
+        j["base"]["entries"].as_array_mut().unwrap().push(first);
+    }));
+    assert!(detail.contains("twice"), "{detail}");
+    let detail = invalid(import(&|j| j["base"]["version"] = json!(50)));
+    assert!(detail.contains("out of range"), "{detail}");
+    let empty = import(&|j| j["base"]["entries"][0]["key"] = json!(""));
+    assert!(matches!(empty, Err(BuildError::EmptyKey)), "{empty:?}");
+    let detail = invalid(import(&|j| {
+        j["commits"][0]["changes"][0]["same_as"] = json!(0);
+        j["commits"][0]["changes"][0]["key"] = json!("zz");
+    }));
+    assert!(detail.contains("does not hold"), "{detail}");
+}

@@ -102,3 +102,20 @@ async fn a_prefix_watch_sees_only_its_namespace_in_order() {
         ]
     );
 }
+
+#[tokio::test]
+async fn a_prefix_watch_names_its_prefix_and_snapshots_answer_prefix_queries() {
+    let state = thread_safe_state::ThreadSafeState::new();
+    let watch = state.watch_prefix("task/").unwrap();
+    assert_eq!(watch.prefix(), "task/");
+    assert!(format!("{watch:?}").contains("task/"));
+    state
+        .update([("task/1", 1), ("task/2", 2), ("agent/1", 3)])
+        .await
+        .unwrap();
+    let snapshot = state.snapshot();
+    let mut keys: Vec<_> = snapshot.keys_with_prefix("task/").collect();
+    keys.sort_unstable();
+    assert_eq!(keys, ["task/1", "task/2"]);
+    assert_eq!(state.keys_with_prefix("agent/"), ["agent/1"]);
+}

@@ -457,6 +457,85 @@ mod tests {
         assert!(read_commit(42, &record[..record.len() - 1]).is_err());
     }
 
+    /// A record with a valid checksum around `body`, as `commit` lays it
+    /// out: timestamp, operation, then `body`.
+    fn record_with(version: u64, operation: u8, body: impl FnOnce(&mut Writer)) -> Vec<u8> {
+        let mut record = Writer::new();
+        record.u64(0);
+        record.u32(0);
+        record.u8(operation);
+        body(&mut record);
+        record.finish(&version.to_le_bytes())
+    }
+
+    #[test]
+    fn every_operation_round_trips_and_bad_fields_are_caught_behind_a_valid_checksum() {
+        for operation in [
+            Operation::Set,
+            Operation::Update,
+            Operation::Delete,
+            Operation::Clear,
+            Operation::Modify,
+            Operation::Retain,
+            Operation::Rollback,
+            Operation::Conditional,
+            Operation::Transaction,
+            Operation::Expire,
+            Operation::External,
+        ] {
+            let record = commit::<u8>(
+                1,
+                SystemTime::UNIX_EPOCH,
+                operation,
+                None,
+                None,
+                std::iter::empty(),
+                |_, _| Ok(()),
+            )
+            .unwrap();
+            assert_eq!(read_commit(1, &record).unwrap().operation, operation);
+        }
+        let error = |record: Vec<u8>| match read_commit(1, &record) {
+            Err(Malformed(message)) => message,
+            Ok(_) => panic!("accepted"),
+        };
+        assert!(error(record_with(1, 99, |_| {})).contains("unknown operation"));
+        assert!(error(record_with(1, 1, |r| r.u8(7))).contains("changed_by tag"));
+        assert!(error(record_with(1, 1, |r| {
+            r.u8(0);
+            r.u8(7);
+        }))
+        .contains("rollback target tag"));
+        assert!(error(record_with(1, 1, |r| {
+            r.u8(0);
+            r.u8(0);
+            r.u32(1);
+            r.bytes(b"k");
+            r.u8(7);
+        }))
+        .contains("change tag"));
+        assert!(error(record_with(1, 1, |r| {
+            r.u8(0);
+            r.u8(0);
+            r.u32(0);
+            r.u8(0);
+        }))
+        .contains("trailing"));
+        assert!(error(record_with(1, 1, |_| {})).contains("ends early"));
+        assert!(read_commit(1, &[1, 2]).is_err());
+        let backwards = entry(
+            "k",
+            StoredEntry {
+                created: 5,
+                modified: 3,
+                origin: 3,
+                value: b"1",
+            },
+        );
+        assert!(read_entry("k", &backwards).is_err());
+        assert!(read_header(b"short").is_err());
+    }
+
     #[test]
     fn entries_and_headers_round_trip() {
         let original = StoredEntry {

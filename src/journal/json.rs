@@ -320,6 +320,107 @@ mod tests {
         );
     }
 
+    #[derive(serde::Serialize)]
+    struct Unit;
+
+    #[derive(serde::Serialize)]
+    struct Newtype(f64);
+
+    #[derive(serde::Serialize)]
+    struct Numbers(i8, i16, i32, i64, i128, u8, u16, u32, u64, u128, f32, char);
+
+    #[derive(serde::Serialize)]
+    enum Shape {
+        Point,
+        Scaled(f64),
+        Pair(f64, f32),
+        Named {
+            x: f64,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            y: Option<f64>,
+        },
+    }
+
+    fn as_bytes<S: serde::Serializer>(bytes: &[u8], serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_bytes(bytes)
+    }
+
+    #[derive(serde::Serialize)]
+    struct Everything {
+        unit: Unit,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        skipped: Option<u8>,
+        newtype: Newtype,
+        numbers: Numbers,
+        shapes: Vec<Shape>,
+        map: BTreeMap<String, f64>,
+        some: Option<f64>,
+        none: Option<f64>,
+        flag: bool,
+        text: String,
+        pair: (u8, f32),
+        #[serde(serialize_with = "as_bytes")]
+        raw: Vec<u8>,
+        nothing: (),
+    }
+
+    fn everything(x: f64) -> Everything {
+        Everything {
+            unit: Unit,
+            skipped: None,
+            newtype: Newtype(x),
+            numbers: Numbers(-1, -2, -3, -4, -5, 1, 2, 3, 4, 5, 0.5, 'z'),
+            shapes: vec![
+                Shape::Point,
+                Shape::Scaled(x),
+                Shape::Pair(x, 1.5),
+                Shape::Named { x, y: None },
+                Shape::Named { x, y: Some(2.0) },
+            ],
+            map: [("k".to_string(), x)].into(),
+            some: Some(x),
+            none: None,
+            flag: true,
+            text: "t".into(),
+            pair: (7, 0.25),
+            raw: vec![1, 2],
+            nothing: (),
+        }
+    }
+
+    #[test]
+    fn every_shape_of_value_is_passed_through_unchanged() {
+        let value = everything(0.1);
+        assert_eq!(
+            json(&value).unwrap(),
+            serde_json::to_string(&value).unwrap()
+        );
+    }
+
+    #[test]
+    fn a_non_finite_float_in_any_position_is_refused() {
+        let cases: Vec<Box<dyn Fn(&mut Everything)>> = vec![
+            Box::new(|v| v.newtype = Newtype(f64::NAN)),
+            Box::new(|v| v.numbers.10 = f32::INFINITY),
+            Box::new(|v| v.shapes[1] = Shape::Scaled(f64::NAN)),
+            Box::new(|v| v.shapes[2] = Shape::Pair(1.0, f32::NAN)),
+            Box::new(|v| {
+                v.shapes[3] = Shape::Named {
+                    x: f64::NAN,
+                    y: None,
+                }
+            }),
+            Box::new(|v| v.map.insert("n".into(), f64::NEG_INFINITY).map_or((), drop)),
+            Box::new(|v| v.some = Some(f64::NAN)),
+            Box::new(|v| v.pair.1 = f32::NAN),
+        ];
+        for (at, case) in cases.iter().enumerate() {
+            let mut value = everything(1.0);
+            case(&mut value);
+            assert!(json(&value).is_err(), "case {at} was accepted");
+        }
+    }
+
     #[test]
     fn non_finite_floats_anywhere_are_refused() {
         assert!(json(&f64::NAN).unwrap_err().contains("non-finite"));

@@ -289,7 +289,8 @@ where
             every_bytes: self.checkpoint_bytes,
         };
         let path = self.path.clone();
-        let fail = |failure: OpenFailure| OpenError::from_failure(&path, failure);
+        let value_type = self.value_type.clone();
+        let fail = |failure: OpenFailure| OpenError::from_failure(&path, failure, &value_type);
         let database = self.database().map_err(fail)?;
         // redb reports damage as errors; a panic from deep inside it on a
         // file damaged in a way it did not foresee must still reach the
@@ -303,14 +304,7 @@ where
                 crate::writer::commit::panic_message(payload.as_ref())
             )))
         });
-        let (store, recovered) = opened.map_err(|failure| match failure {
-            OpenFailure::ValueType(stored) => OpenError::ValueTypeMismatch {
-                path: path.clone(),
-                stored,
-                expected: self.value_type.to_string(),
-            },
-            other => fail(other),
-        })?;
+        let (store, recovered) = opened.map_err(fail)?;
         let appender = Appender::spawn(store).map_err(|error| OpenError::Storage {
             path: path.clone(),
             cause: Cause::new(error),
@@ -492,7 +486,7 @@ pub enum OpenError {
 }
 
 impl OpenError {
-    fn from_failure(path: &Path, failure: OpenFailure) -> Self {
+    fn from_failure(path: &Path, failure: OpenFailure, value_type: &str) -> Self {
         let path = path.to_owned();
         match failure {
             OpenFailure::Storage(redb::Error::DatabaseAlreadyOpen) => {
@@ -518,7 +512,7 @@ impl OpenError {
             OpenFailure::ValueType(stored) => OpenError::ValueTypeMismatch {
                 path,
                 stored,
-                expected: String::new(),
+                expected: value_type.to_owned(),
             },
             OpenFailure::Decode(error) => OpenError::Decode {
                 path,
