@@ -399,20 +399,20 @@ mod tests {
 
     #[test]
     fn a_non_finite_float_in_any_position_is_refused() {
-        let cases: Vec<Box<dyn Fn(&mut Everything)>> = vec![
-            Box::new(|v| v.newtype = Newtype(f64::NAN)),
-            Box::new(|v| v.numbers.10 = f32::INFINITY),
-            Box::new(|v| v.shapes[1] = Shape::Scaled(f64::NAN)),
-            Box::new(|v| v.shapes[2] = Shape::Pair(1.0, f32::NAN)),
-            Box::new(|v| {
+        let cases: [fn(&mut Everything); 8] = [
+            |v| v.newtype = Newtype(f64::NAN),
+            |v| v.numbers.10 = f32::INFINITY,
+            |v| v.shapes[1] = Shape::Scaled(f64::NAN),
+            |v| v.shapes[2] = Shape::Pair(1.0, f32::NAN),
+            |v| {
                 v.shapes[3] = Shape::Named {
                     x: f64::NAN,
                     y: None,
                 }
-            }),
-            Box::new(|v| v.map.insert("n".into(), f64::NEG_INFINITY).map_or((), drop)),
-            Box::new(|v| v.some = Some(f64::NAN)),
-            Box::new(|v| v.pair.1 = f32::NAN),
+            },
+            |v| v.map.insert("n".into(), f64::NEG_INFINITY).map_or((), drop),
+            |v| v.some = Some(f64::NAN),
+            |v| v.pair.1 = f32::NAN,
         ];
         for (at, case) in cases.iter().enumerate() {
             let mut value = everything(1.0);
