@@ -19,7 +19,7 @@ use redb::{Database, TableDefinition};
 use thread_safe_state::ThreadSafeState;
 
 const WRITERS: usize = 64;
-const WRITES_PER_WRITER: usize = 8;
+const WRITES_PER_WRITER: usize = 32;
 const TABLE: TableDefinition<&str, u64> = TableDefinition::new("bench");
 
 fn temp(name: &str) -> PathBuf {
