@@ -634,15 +634,32 @@ mod tests {
     /// A history fed groups of `group` single-key commits, each setting
     /// "k" to the version number, published as soon as pushed.
     fn history_with(max_history: usize, versions: u64, group: u64) -> History<u64> {
-        let mut history = History::new(max_history, Snapshot::new(Version::INITIAL, Map::new()));
+        history_from(
+            max_history,
+            group,
+            Version::INITIAL,
+            (1..=versions).map(Version::new).collect(),
+        )
+    }
+
+    /// A history from a base at `base` with one single-key commit at each
+    /// of `versions`, the n-th setting "k" to n, pushed in groups of
+    /// `group` and published as soon as pushed.
+    fn history_from(
+        max_history: usize,
+        group: u64,
+        base: Version,
+        versions: Vec<Version>,
+    ) -> History<u64> {
+        let mut history = History::new(max_history, Snapshot::new(base, Map::new()));
         let mut retired = Retired::new();
         let mut map = Map::new();
         let mut pending = Vec::new();
-        let mut published = Version::INITIAL;
-        for v in 1..=versions {
-            let version = Version::new(v);
+        let mut published = base;
+        let count = versions.len() as u64;
+        for (v, version) in (1..).zip(versions) {
             let old = map.write(Arc::from("k"), Arc::new(v), version);
-            let last_of_group = v % group == 0 || v == versions;
+            let last_of_group = v % group == 0 || v == count;
             pending.push(Commit {
                 view: CommitView {
                     version,
@@ -738,39 +755,14 @@ mod tests {
         group: u64,
         step: u64,
     ) -> History<u64> {
-        let base = Version::new(step);
-        let mut history = History::new(max_history, Snapshot::new(base, Map::new()));
-        let mut retired = Retired::new();
-        let mut map = Map::new();
-        let mut pending = Vec::new();
-        let mut published = base;
-        for v in 1..=versions {
-            let version = Version::new((v + 1) * step);
-            let old = map.write(Arc::from("k"), Arc::new(v), version);
-            let last_of_group = v % group == 0 || v == versions;
-            pending.push(Commit {
-                view: CommitView {
-                    version,
-                    timestamp: SystemTime::UNIX_EPOCH,
-                    operation: Operation::Set,
-                    changed_by: None,
-                    restored_from: None,
-                    changes: Changes::One(Change {
-                        key: Arc::from("k"),
-                        old,
-                        new: Some(Arc::new(v)),
-                    }),
-                },
-                snapshot: last_of_group.then(|| Snapshot::new(version, map.clone())),
-            });
-            if last_of_group {
-                history.push(pending.drain(..), published, &mut retired);
-                published = version;
-            }
-        }
-        history.published = published;
-        retired.drop_all();
-        history
+        history_from(
+            max_history,
+            group,
+            Version::new(step),
+            (1..=versions)
+                .map(|v| Version::new((v + 1) * step))
+                .collect(),
+        )
     }
 
     #[test]

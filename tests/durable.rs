@@ -2,34 +2,16 @@
 //! damaged or foreign file is a typed error, never a panic or a silently
 //! different state.
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use common::TempPath;
+use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 use thread_safe_state::{
     ChangeRecord, Modification, OpenError, Precondition, StateError, ThreadSafeState, Version,
     Write,
 };
-
-/// A journal path of its own for each test, removed when dropped.
-struct TempPath(PathBuf);
-
-impl TempPath {
-    fn new(name: &str) -> Self {
-        let path = std::env::temp_dir().join(format!(
-            "tss-durable-{name}-{}-{:?}.redb",
-            std::process::id(),
-            std::thread::current().id()
-        ));
-        let _ = std::fs::remove_file(&path);
-        Self(path)
-    }
-}
-
-impl Drop for TempPath {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
-    }
-}
 
 async fn open(path: &Path, max_history: usize, every: u64) -> ThreadSafeState<u64> {
     ThreadSafeState::builder()

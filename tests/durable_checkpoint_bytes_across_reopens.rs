@@ -14,27 +14,12 @@
 //! `checkpoint_bytes`: "fold once the log records written since the last
 //! checkpoint reach `bytes`".
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use common::TempPath;
+use std::path::Path;
 
 use thread_safe_state::ThreadSafeState;
-
-struct TempPath(PathBuf);
-impl TempPath {
-    fn new(name: &str) -> Self {
-        let path = std::env::temp_dir().join(format!(
-            "tss-{name}-{}-{:?}.redb",
-            std::process::id(),
-            std::thread::current().id()
-        ));
-        let _ = std::fs::remove_file(&path);
-        Self(path)
-    }
-}
-impl Drop for TempPath {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
-    }
-}
 
 /// One short run: open, overwrite the one key with 10 kB, close.
 async fn run(path: &Path, round: usize) {

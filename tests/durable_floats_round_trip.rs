@@ -13,27 +13,10 @@
 //! ulp off, so the recovered state silently differs from the acknowledged
 //! one (and `snapshot_at`/`history` old values differ as well).
 
-use std::path::PathBuf;
+mod common;
 
+use common::TempPath;
 use thread_safe_state::ThreadSafeState;
-
-struct TempPath(PathBuf);
-impl TempPath {
-    fn new(name: &str) -> Self {
-        let path = std::env::temp_dir().join(format!(
-            "tss-{name}-{}-{:?}.redb",
-            std::process::id(),
-            std::thread::current().id()
-        ));
-        let _ = std::fs::remove_file(&path);
-        Self(path)
-    }
-}
-impl Drop for TempPath {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
-    }
-}
 
 #[tokio::test]
 async fn an_acknowledged_f64_is_recovered_bit_for_bit() {

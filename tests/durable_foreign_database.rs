@@ -13,28 +13,13 @@
 //! `OpenError`, never a panic or a silently empty state"): opening an
 //! existing file that is not a journal is an error and leaves it alone.
 
+mod common;
+
+use common::TempPath;
 use std::path::PathBuf;
 
 use redb::{ReadableDatabase, ReadableTableMetadata, TableDefinition, TableHandle};
 use thread_safe_state::{OpenError, ThreadSafeState};
-
-struct TempPath(PathBuf);
-impl TempPath {
-    fn new(name: &str) -> Self {
-        let path = std::env::temp_dir().join(format!(
-            "tss-{name}-{}-{:?}.redb",
-            std::process::id(),
-            std::thread::current().id()
-        ));
-        let _ = std::fs::remove_file(&path);
-        Self(path)
-    }
-}
-impl Drop for TempPath {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
-    }
-}
 
 const USERS: TableDefinition<&str, u64> = TableDefinition::new("users");
 

@@ -14,27 +14,10 @@
 //! store faithfully must be refused (`NotSerializable`), never
 //! acknowledged and then lost or changed.
 
-use std::path::PathBuf;
+mod common;
 
+use common::TempPath;
 use thread_safe_state::{StateError, ThreadSafeState};
-
-struct TempPath(PathBuf);
-impl TempPath {
-    fn new(name: &str) -> Self {
-        let path = std::env::temp_dir().join(format!(
-            "tss-{name}-{}-{:?}.redb",
-            std::process::id(),
-            std::thread::current().id()
-        ));
-        let _ = std::fs::remove_file(&path);
-        Self(path)
-    }
-}
-impl Drop for TempPath {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
-    }
-}
 
 #[tokio::test]
 async fn an_acknowledged_nan_does_not_make_the_journal_unopenable() {

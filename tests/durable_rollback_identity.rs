@@ -16,27 +16,12 @@
 //! would have without the restart"): the rollback at v7 records the same
 //! changes whether or not the state was reopened in between.
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use common::TempPath;
+use std::path::Path;
 
 use thread_safe_state::{ThreadSafeState, Version};
-
-struct TempPath(PathBuf);
-impl TempPath {
-    fn new(name: &str) -> Self {
-        let path = std::env::temp_dir().join(format!(
-            "tss-{name}-{}-{:?}.redb",
-            std::process::id(),
-            std::thread::current().id()
-        ));
-        let _ = std::fs::remove_file(&path);
-        Self(path)
-    }
-}
-impl Drop for TempPath {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
-    }
-}
 
 async fn open(path: &Path) -> ThreadSafeState<u64> {
     ThreadSafeState::builder()

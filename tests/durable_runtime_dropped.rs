@@ -8,30 +8,14 @@
 //! open must wait for it), and the recovered version is at least the
 //! newest acknowledged one.
 
-use std::path::PathBuf;
+mod common;
+
+use common::TempPath;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use thread_safe_state::ThreadSafeState;
-
-struct TempPath(PathBuf);
-impl TempPath {
-    fn new(name: &str) -> Self {
-        let path = std::env::temp_dir().join(format!(
-            "tss-{name}-{}-{:?}.redb",
-            std::process::id(),
-            std::thread::current().id()
-        ));
-        let _ = std::fs::remove_file(&path);
-        Self(path)
-    }
-}
-impl Drop for TempPath {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
-    }
-}
 
 #[test]
 fn reopening_after_the_runtime_died_mid_sync() {

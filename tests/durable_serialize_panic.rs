@@ -14,29 +14,13 @@
 //! only its own command), a panic in user code must fail its group and
 //! leave the journal usable.
 
-use std::path::PathBuf;
+mod common;
+
+use common::TempPath;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize, Serializer};
 use thread_safe_state::{StateError, ThreadSafeState};
-
-struct TempPath(PathBuf);
-impl TempPath {
-    fn new(name: &str) -> Self {
-        let path = std::env::temp_dir().join(format!(
-            "tss-{name}-{}-{:?}.redb",
-            std::process::id(),
-            std::thread::current().id()
-        ));
-        let _ = std::fs::remove_file(&path);
-        Self(path)
-    }
-}
-impl Drop for TempPath {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
-    }
-}
 
 /// Serializes as a number, except 13, whose impl panics (a bug in user
 /// code, e.g. an `unwrap` inside a hand-written impl).

@@ -14,29 +14,13 @@
 //! returns, the queued writes are answered and the file can be opened
 //! again.
 
-use std::path::PathBuf;
+mod common;
+
+use common::TempPath;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use thread_safe_state::{StateError, ThreadSafeState};
-
-struct TempPath(PathBuf);
-impl TempPath {
-    fn new(name: &str) -> Self {
-        let path = std::env::temp_dir().join(format!(
-            "tss-{name}-{}-{:?}.redb",
-            std::process::id(),
-            std::thread::current().id()
-        ));
-        let _ = std::fs::remove_file(&path);
-        Self(path)
-    }
-}
-impl Drop for TempPath {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_second_close_waits_for_the_first() {

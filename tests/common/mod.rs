@@ -5,6 +5,10 @@
 
 use std::sync::mpsc;
 
+mod temp_path;
+#[allow(unused_imports)] // only the durable tests use it
+pub(crate) use temp_path::TempPath;
+
 use thread_safe_state::{Modification, StateError, ThreadSafeState, Version};
 use tokio::task::JoinHandle;
 
