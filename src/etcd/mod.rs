@@ -31,6 +31,13 @@ pub(crate) use run::{run, EtcdTarget};
 pub use txn::{DEFAULT_MAX_REQUEST_BYTES, DEFAULT_MAX_TXN_OPS};
 
 /// Default for [`EtcdBuilder::request_timeout`]: 5 seconds.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// assert_eq!(thread_safe_state::DEFAULT_REQUEST_TIMEOUT, Duration::from_secs(5));
+/// ```
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// How many mirrored revisions may wait for the writer.

@@ -25,8 +25,20 @@ use crate::Version;
 use super::mirror::{revision_number, revision_version};
 
 /// etcd's default `--max-request-bytes`: 1.5 MiB.
+///
+/// # Examples
+///
+/// ```
+/// assert_eq!(thread_safe_state::DEFAULT_MAX_REQUEST_BYTES, 1_572_864);
+/// ```
 pub const DEFAULT_MAX_REQUEST_BYTES: usize = 3 << 19;
 /// etcd's default `--max-txn-ops`: 128.
+///
+/// # Examples
+///
+/// ```
+/// assert_eq!(thread_safe_state::DEFAULT_MAX_TXN_OPS, 128);
+/// ```
 pub const DEFAULT_MAX_TXN_OPS: usize = 128;
 
 /// Bytes a txn's protobuf adds per operation or compare beyond its key and
