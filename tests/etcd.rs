@@ -793,3 +793,48 @@ async fn closures_and_rollbacks_fail_and_keep_as_in_memory() {
     assert_eq!(state.get("t").as_deref(), Some(&5));
     state.close().await.unwrap();
 }
+
+/// Closures of one handle never conflict with each other, as in memory:
+/// a `modify` or `transaction` waits until the handle's earlier writes are
+/// mirrored, so each is planned on a snapshot that includes them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_handles_closures_do_not_conflict_with_each_other() {
+    let Some(endpoint) = endpoint("one_handles_closures") else {
+        return;
+    };
+    let prefix = prefix("closures-one-handle");
+    let state = connect(&endpoint, &prefix).await;
+    let mut tasks = Vec::new();
+    for i in 0..48 {
+        let state = state.clone();
+        tasks.push(tokio::spawn(async move {
+            match i % 3 {
+                // Plain sets in between keep txns in flight.
+                0 => state.set(format!("s{i}"), i).await.map(|_| ()),
+                1 => state
+                    .modify("counter", |now: Option<&i64>| {
+                        thread_safe_state::Modification::Set(now.copied().unwrap_or(0) + 1)
+                    })
+                    .await
+                    .map(|_| ()),
+                _ => state
+                    .transaction(|snapshot| {
+                        let now = snapshot.get("total").as_deref().copied().unwrap_or(0);
+                        Ok::<_, String>(vec![Write::set("total", now + 10)])
+                    })
+                    .await
+                    .map(|_| ())
+                    .map_err(|error| match error {
+                        TransactionError::State(error) => error,
+                        other => panic!("{other}"),
+                    }),
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap().expect("no conflict within one handle");
+    }
+    assert_eq!(state.get("counter").as_deref(), Some(&16));
+    assert_eq!(state.get("total").as_deref(), Some(&160));
+    state.close().await.unwrap();
+}

@@ -14,6 +14,13 @@
 //!   the group is published, the callers whose revisions it covers are
 //!   answered.
 //!
+//! A command whose txn depends on what the mirror shows (`modify`,
+//! `transaction`, `rollback`: their compares are the snapshot they were
+//! planned on) waits in the queue until every txn this handle sent before
+//! it is mirrored, and nothing is sent while its txn is in flight: so the
+//! writes of one handle never make its closures conflict, as in memory;
+//! only another process's write can.
+//!
 //! The watch often delivers a revision before the txn that made it has
 //! answered. So that a commit of this handle is recorded with its
 //! operation and `changed_by`, a mirrored message waits until every txn
@@ -90,6 +97,11 @@ where
     // What this handle wrote at a revision, for the commit's record.
     let mut ours: HashMap<Version, (Operation, Option<Arc<str>>)> = HashMap::new();
     let mut batch = Vec::with_capacity(MAX_BATCH);
+    // Commands taken from the mailbox and not started yet, in order.
+    let mut queue: VecDeque<Command<V>> = VecDeque::with_capacity(MAX_BATCH);
+    // The txn of a command that reads the mirror, while nothing else may
+    // be sent (by sequence number).
+    let mut exclusive: Option<u64> = None;
     let mut taking = true;
     let mut mirror_open = true;
     // Txns sent and not answered, by sequence number; mirrored messages
@@ -99,7 +111,7 @@ where
     let mut held: VecDeque<(u64, Mirrored<V>)> = VecDeque::new();
     let mut tasks: HashMap<tokio::task::Id, u64> = HashMap::new();
     loop {
-        if !taking && in_flight.is_empty() && waiting.is_empty() {
+        if !taking && queue.is_empty() && in_flight.is_empty() && waiting.is_empty() {
             break;
         }
         // Apply every held message no unanswered txn can belong to, as one
@@ -120,6 +132,26 @@ where
             let published = writer.committer.newest();
             release(&mut writer.committer, &mut waiting, published);
             writer.committer.finish_batch(Instant::now());
+        }
+        // Start the queued commands, in order, up to the first that reads
+        // the mirror while this handle still has writes it has not mirrored.
+        while let Some(command) = queue.front() {
+            if exclusive.is_some_and(|sequence| outstanding.contains(&sequence)) {
+                break;
+            }
+            let reads = reads_mirror(&command.op);
+            if reads && !(outstanding.is_empty() && waiting.is_empty() && held.is_empty()) {
+                break;
+            }
+            let command = queue.pop_front().expect("just seen");
+            if let Some(id) = start(&mut writer.committer, &target, command, sent + 1, &mut in_flight) {
+                sent += 1;
+                outstanding.insert(sent);
+                tasks.insert(id, sent);
+                if reads {
+                    exclusive = Some(sent);
+                }
+            }
         }
         tokio::select! {
             biased;
@@ -147,19 +179,14 @@ where
                     }
                 }
             }
-            received = writer.inbox.recv_many(&mut batch, MAX_BATCH), if taking => {
+            received = writer.inbox.recv_many(&mut batch, MAX_BATCH), if taking && queue.len() < MAX_BATCH => {
                 if received == 0 {
                     taking = false;
                     continue;
                 }
-                for command in batch.drain(..) {
-                    if let Some(id) = start(&mut writer.committer, &target, command, sent + 1, &mut in_flight) {
-                        sent += 1;
-                        outstanding.insert(sent);
-                        tasks.insert(id, sent);
-                    }
-                }
-                if writer.committer.close_requested() {
+                let closing = batch.iter().any(|command| matches!(command.op, Op::Close));
+                queue.extend(batch.drain(..));
+                if closing {
                     writer.inbox.close();
                 }
             }
@@ -172,6 +199,15 @@ where
     writer.finished = true;
     writer.committer.answer_close_requests();
     tracing::debug!("etcd writer task stopped");
+}
+
+/// Whether `op`'s txn is planned on what the mirror shows (its compares
+/// are that snapshot's revisions).
+fn reads_mirror<V>(op: &Op<V>) -> bool {
+    matches!(
+        op,
+        Op::Modify { .. } | Op::Transaction(_) | Op::Rollback(_) | Op::RollbackIf { .. }
+    )
 }
 
 /// Plan `command` and send its txn as number `sequence` (then its task's
