@@ -85,7 +85,11 @@ const MIRROR_CAPACITY: usize = 1024;
 ///   `create_revision` (`Absent`: 0, `Exists`: above 0).
 /// - `modify` runs its closure **once**, in the writer, on the mirror's
 ///   newest snapshot, and commits with a compare on the key's
-///   `mod_revision` (or its absence). `transaction` runs its closure once
+///   `mod_revision` (or its absence). `modify`, `transaction` and
+///   `rollback` wait until this handle's earlier writes are mirrored, and
+///   nothing else is sent while their txn is in flight, so a handle's own
+///   writes never make them conflict (as in memory); only another
+///   process's write can. `transaction` runs its closure once
 ///   on that snapshot and commits with a compare on every key it writes
 ///   (each as the snapshot shows it) **and** a compare that no key under
 ///   the prefix was put after the snapshot's revision. That guarantees the
@@ -95,9 +99,13 @@ const MIRROR_CAPACITY: usize = 1024;
 ///   that must notice that should also write (or `Write::set` to its own
 ///   value) the keys whose existence it depends on.
 /// - A failed compare is [`StateError::Conflict`](crate::StateError::Conflict).
-///   The closures are `FnOnce` and cannot be re-run by the crate: the
-///   caller retries (a new closure sees the mirror's newer snapshot,
-///   which includes the write that won).
+///   `modify` and `transaction` take `FnOnce` closures, which the crate
+///   cannot run twice: they return the conflict. Their twins
+///   [`modify_retrying`](crate::ThreadSafeState::modify_retrying) and
+///   [`transaction_retrying`](crate::ThreadSafeState::transaction_retrying)
+///   take `FnMut` closures and retry, as etcd's own STM does: each new
+///   attempt waits until this handle has mirrored the write that won, so
+///   the closure sees it.
 /// - `rollback(v)` within the local history window computes the
 ///   differences locally and writes them in one txn, comparing each key's
 ///   `mod_revision`; a concurrent write to one of them is a conflict. A

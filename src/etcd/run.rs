@@ -144,7 +144,13 @@ where
                 break;
             }
             let command = queue.pop_front().expect("just seen");
-            if let Some(id) = start(&mut writer.committer, &target, command, sent + 1, &mut in_flight) {
+            if let Some(id) = start(
+                &mut writer.committer,
+                &target,
+                command,
+                sent + 1,
+                &mut in_flight,
+            ) {
                 sent += 1;
                 outstanding.insert(sent);
                 tasks.insert(id, sent);
