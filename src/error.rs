@@ -307,12 +307,27 @@ pub enum StateError {
     )]
     TimersDisabled,
 
-    /// [`set_with_ttl`](crate::ThreadSafeState::set_with_ttl) on a state
-    /// whose commits go beyond memory (a [durable](crate::Builder::durable)
-    /// journal, or etcd): neither records deadlines yet, so the key would
-    /// silently stop expiring after a restart. Nothing was written.
-    #[error("TTL keys are in memory only: this state's journal or etcd backend does not record deadlines")]
+    /// [`set_with_ttl`](crate::ThreadSafeState::set_with_ttl) on a
+    /// [durable](crate::Builder::durable) state: the journal does not
+    /// record deadlines yet, so the key would silently stop expiring after
+    /// a restart. Nothing was written.
+    #[error("TTL keys are not supported by this state's journal, which does not record deadlines")]
     TtlUnsupported,
+
+    /// [`for_agent_with_lease`](crate::ThreadSafeState::for_agent_with_lease)
+    /// on a state that is not on etcd: leases are etcd's.
+    #[error("leases need an etcd state: this state's commits stay in this process")]
+    LeasesUnsupported,
+
+    /// The write went through a handle whose etcd lease has expired (it
+    /// could not be renewed within its TTL, or was revoked): the keys
+    /// written with it are gone, and the write was not applied. Make a new
+    /// handle with [`for_agent_with_lease`](crate::ThreadSafeState::for_agent_with_lease).
+    #[error("the etcd lease {lease:x} of this handle has expired (its keys are gone): the write was not applied")]
+    LeaseExpired {
+        /// The lease's id.
+        lease: i64,
+    },
 
     /// The state's writer task has stopped: a write was not applied, and a
     /// wait ends because no new version will ever be published.

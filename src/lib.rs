@@ -177,6 +177,7 @@ mod histogram;
 mod history;
 #[cfg(feature = "durable")]
 mod journal;
+mod lease;
 mod map;
 mod metrics;
 #[cfg(feature = "metrics")]

@@ -27,6 +27,9 @@ pub(crate) struct Shared<V> {
     pub(crate) feed: broadcast::WeakSender<FeedItem<V>>,
     /// The builder's name for the state (Debug output, metrics labels).
     pub(crate) name: String,
+    /// How an etcd state's handles grant leases; unset on other states.
+    #[cfg(feature = "etcd")]
+    pub(crate) leases: std::sync::OnceLock<crate::etcd::lease::Leases>,
 }
 
 impl<V> Shared<V> {
@@ -67,6 +70,8 @@ impl<V> Shared<V> {
             counters: Counters::new(name),
             feed: feed.downgrade(),
             name: name.to_owned(),
+            #[cfg(feature = "etcd")]
+            leases: std::sync::OnceLock::new(),
         });
         (shared, feed)
     }

@@ -58,6 +58,10 @@ pub struct ThreadSafeState<V> {
     shared: Arc<Shared<V>>,
     mailbox: mpsc::Sender<Command<V>>,
     changed_by: Option<Arc<str>>,
+    /// The etcd lease this handle's puts carry, kept alive while a clone
+    /// of the handle lives.
+    #[cfg(feature = "etcd")]
+    pub(crate) lease: Option<Arc<crate::etcd::lease::Lease>>,
 }
 
 impl<V: Send + Sync + 'static> ThreadSafeState<V> {
@@ -110,6 +114,8 @@ impl<V> ThreadSafeState<V> {
             shared,
             mailbox,
             changed_by: None,
+            #[cfg(feature = "etcd")]
+            lease: None,
         }
     }
 
@@ -579,6 +585,8 @@ impl<V> ThreadSafeState<V> {
 
     /// Send one command and wait for its answer.
     pub(crate) async fn submit(&self, op: Op<V>) -> Reply {
+        #[cfg(feature = "etcd")]
+        self.lease_alive()?;
         let (reply, answer) = oneshot::channel();
         let command = self.command(op, reply);
         self.mailbox
@@ -590,6 +598,8 @@ impl<V> ThreadSafeState<V> {
 
     /// Send one command and wait for its answer, blocking this thread.
     pub(crate) fn submit_blocking(&self, op: Op<V>) -> Reply {
+        #[cfg(feature = "etcd")]
+        self.lease_alive()?;
         let (reply, answer) = oneshot::channel();
         let command = self.command(op, reply);
         self.mailbox
@@ -602,6 +612,8 @@ impl<V> ThreadSafeState<V> {
         Command {
             op,
             changed_by: self.changed_by.clone(),
+            #[cfg(feature = "etcd")]
+            lease: self.lease.as_ref().map(|lease| lease.id()),
             reply,
             sent_at: std::time::Instant::now(),
             span: tracing::Span::current(),
@@ -997,6 +1009,8 @@ impl<V> Clone for ThreadSafeState<V> {
             shared: Arc::clone(&self.shared),
             mailbox: self.mailbox.clone(),
             changed_by: self.changed_by.clone(),
+            #[cfg(feature = "etcd")]
+            lease: self.lease.clone(),
         }
     }
 }

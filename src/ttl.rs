@@ -40,13 +40,24 @@ impl<V: Send + Sync + 'static> ThreadSafeState<V> {
     /// last handle dropped, nothing expires any more. A TTL too long for the
     /// clock to represent (hundreds of years) never expires.
     ///
+    /// **On etcd** the key gets an etcd lease of its own, `ttl` rounded up
+    /// to whole seconds (etcd raises it to its minimum, a few seconds with
+    /// default election settings), and etcd deletes it: it expires even
+    /// when no handle is running. A later put of the key without that
+    /// lease (any write, from any process) cancels the TTL, as above; the
+    /// expiry is mirrored as a deletion recorded as
+    /// [`Operation::External`](crate::Operation::External).
+    /// A [durable](crate::Builder::durable) state refuses TTLs: its journal
+    /// does not record deadlines yet.
+    ///
     /// # Errors
     ///
     /// [`StateError::EmptyKey`] for an empty key; [`StateError::ZeroTtl`]
     /// for a zero `ttl` (nothing is written: to remove a key now, delete
     /// it); [`StateError::TimersDisabled`] if the writer's tokio runtime was
-    /// built without timers (`enable_time`); [`StateError::Closed`] if the
-    /// writer task has stopped.
+    /// built without timers (`enable_time`); [`StateError::TtlUnsupported`]
+    /// on a durable state; [`StateError::Closed`] if the writer task has
+    /// stopped.
     ///
     /// # Cancel safety
     ///

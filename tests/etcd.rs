@@ -14,57 +14,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+mod common;
+
+use common::etcd::{caught_up, connect, endpoint, gateway_post, prefix, under_ci};
 use thread_safe_state::{
     Operation, Precondition, StateError, ThreadSafeState, TransactionError, Version, Write,
 };
-
-fn under_ci() -> bool {
-    std::env::var("CI").is_ok_and(|value| value == "true")
-}
-
-/// The shared server's endpoint, or `None` (skip) when it is not given
-/// outside CI.
-fn endpoint(test: &str) -> Option<String> {
-    match std::env::var("TSS_ETCD_ENDPOINT") {
-        Ok(endpoint) if !endpoint.is_empty() => Some(endpoint),
-        _ if under_ci() => {
-            panic!("TSS_ETCD_ENDPOINT is not set: CI must run the etcd tests against a server")
-        }
-        _ => {
-            eprintln!("skipping {test}: set TSS_ETCD_ENDPOINT=http://127.0.0.1:PORT to run it");
-            None
-        }
-    }
-}
-
-/// A prefix no other test (or earlier run) uses.
-fn prefix(test: &str) -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    format!("tss-test/{test}/{}-{nanos}/", std::process::id())
-}
-
-async fn connect(endpoint: &str, prefix: &str) -> ThreadSafeState<i64> {
-    ThreadSafeState::<i64>::builder()
-        .etcd([endpoint], prefix)
-        .request_timeout(Duration::from_secs(2))
-        .connect()
-        .await
-        .expect("connect to etcd")
-}
-
-/// Wait (bounded) until `state` has published `version`.
-async fn caught_up(state: &ThreadSafeState<i64>, version: Version) {
-    state
-        .wait_for_timeout(
-            |snapshot| snapshot.version() >= version,
-            Duration::from_secs(10),
-        )
-        .await
-        .expect("the mirror catches up");
-}
 
 fn contents(state: &ThreadSafeState<i64>) -> BTreeMap<String, (i64, Version, Version)> {
     let snapshot = state.snapshot();
@@ -385,25 +340,10 @@ async fn modify_and_rollback_compare_on_revisions() {
     assert!(matches!(stale, Err(StateError::Conflict { .. })));
 }
 
-/// Compact the server's history up to `revision`, through etcd's JSON
-/// gateway (a plain HTTP POST: no second client library in the tests).
+/// Compact the server's history up to `revision`.
 async fn compact(endpoint: &str, revision: Version) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let host = endpoint.trim_start_matches("http://");
     let body = format!(r#"{{"revision":"{}","physical":true}}"#, revision.get());
-    let request = format!(
-        "POST /v3/kv/compaction HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n\
-         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    );
-    let mut stream = tokio::net::TcpStream::connect(host).await.unwrap();
-    stream.write_all(request.as_bytes()).await.unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).await.unwrap();
-    assert!(
-        response.starts_with("HTTP/1.1 200"),
-        "compaction failed: {response}"
-    );
+    gateway_post(endpoint, "/v3/kv/compaction", &body).await;
 }
 
 /// A TCP proxy in front of etcd that the test can cut: the mirror behind

@@ -6,6 +6,7 @@
 //!   the commit core, callers answered once their revision is published;
 //! - this file: [`EtcdBuilder`] and [`EtcdError`].
 
+pub(crate) mod lease;
 pub(crate) mod mirror;
 pub(crate) mod run;
 pub(crate) mod txn;
@@ -127,6 +128,15 @@ const MIRROR_CAPACITY: usize = 1024;
 ///   then means the first attempt (or someone else) won. A request etcd
 ///   refused is [`StateError::EtcdRejected`](crate::StateError::EtcdRejected):
 ///   not applied.
+///
+/// # Leases and TTLs
+///
+/// - [`for_agent_with_lease`](crate::ThreadSafeState::for_agent_with_lease)
+///   gives a handle whose puts carry an etcd lease, renewed while the
+///   handle lives and revoked when it is dropped: an agent's keys vanish
+///   when it stops, or one TTL after its process dies.
+/// - [`set_with_ttl`](crate::ThreadSafeState::set_with_ttl) grants the key
+///   a lease of its own; etcd deletes it after the TTL (whole seconds).
 ///
 /// [`close`](crate::ThreadSafeState::close) answers once every txn sent has
 /// answered and every acknowledged one is mirrored: while etcd is
@@ -342,6 +352,13 @@ where
         let (state, writer) = self
             .builder
             .assemble_from(base, Vec::new(), Target::memory());
+        let leases = lease::Leases {
+            client: client.clone(),
+            request_timeout: self.request_timeout,
+        };
+        if state.shared().leases.set(leases).is_err() {
+            unreachable!("a new state's lease settings are unset");
+        }
         let (to_writer, from_mirror) = mpsc::channel(MIRROR_CAPACITY);
         let mirror_task = runtime.spawn(mirror.run::<V>(revision.next(), to_writer));
         let target = EtcdTarget {

@@ -31,7 +31,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
-use etcd_client::Client;
+use etcd_client::{Client, PutOptions, Txn, TxnOp, TxnResponse};
 use serde::Serialize;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
@@ -46,7 +46,7 @@ use crate::writer::Writer;
 use crate::Version;
 
 use super::mirror::{Decoded, Mirrored};
-use super::txn::{self, Expect, Planned, Settings};
+use super::txn::{self, Expect, Planned, Request, Settings};
 
 /// The most commands taken from the mailbox at once.
 const MAX_BATCH: usize = 128;
@@ -228,6 +228,7 @@ fn start<V: Serialize + Send + Sync + 'static>(
     let Command {
         op,
         changed_by,
+        lease,
         reply,
         sent_at,
         span,
@@ -240,7 +241,8 @@ fn start<V: Serialize + Send + Sync + 'static>(
         committer.count(kind);
     }
     let current = committer.current();
-    let planned = span.in_scope(|| txn::plan(op, &current, committer.history(), &target.settings));
+    let planned =
+        span.in_scope(|| txn::plan(op, lease, &current, committer.history(), &target.settings));
     drop(current);
     let plan = match planned {
         Planned::Done(reply_now) => {
@@ -250,20 +252,13 @@ fn start<V: Serialize + Send + Sync + 'static>(
         }
         Planned::Send(plan) => plan,
     };
-    let mut kv = target.client.kv_client();
+    let client = target.client.clone();
     let prefix: Arc<str> = Arc::from(target.settings.prefix.as_str());
     let timeout = target.request_timeout;
     let task = in_flight.spawn(async move {
-        let sent = tokio::time::timeout(timeout, kv.txn(plan.txn)).await;
-        let outcome = match sent {
-            Ok(Ok(response)) => txn::outcome(&plan.expect, &response),
-            Ok(Err(error)) => Err(failed(error)),
-            Err(_) => Err(StateError::OutcomeUnknown {
-                cause: Cause::new(std::io::Error::new(
-                    std::io::ErrorKind::TimedOut,
-                    format!("no answer from etcd within {timeout:?}"),
-                )),
-            }),
+        let outcome = match send(client, plan.request, lease, timeout).await {
+            Ok(response) => txn::outcome(&plan.expect, &response),
+            Err(error) => Err(error),
         };
         let outcome = match (outcome, &plan.expect) {
             // The conflict of a transaction may name a full etcd key.
@@ -298,12 +293,53 @@ fn start<V: Serialize + Send + Sync + 'static>(
     Some(task.id())
 }
 
-/// The error of a txn that etcd answered with a failure, or that never got
-/// an answer: a server rejection is known not applied; anything else may
-/// or may not have been.
-fn failed(error: etcd_client::Error) -> StateError {
+/// Send one planned request; its puts carry `lease`.
+async fn send(
+    mut client: Client,
+    request: Request,
+    lease: Option<i64>,
+    timeout: Duration,
+) -> Result<TxnResponse, StateError> {
+    let (txn, lease) = match request {
+        Request::Txn(txn) => (txn, lease),
+        Request::PutWithTtl { key, value, ttl } => {
+            let granted = tokio::time::timeout(timeout, client.lease_grant(ttl, None))
+                .await
+                .map_err(|_| timed_out(timeout))?
+                .map_err(|error| failed(error, None))?;
+            let options = PutOptions::new().with_lease(granted.id());
+            let put = TxnOp::put(key, value, Some(options));
+            (Txn::new().and_then([put]), Some(granted.id()))
+        }
+    };
+    tokio::time::timeout(timeout, client.kv_client().txn(txn))
+        .await
+        .map_err(|_| timed_out(timeout))?
+        .map_err(|error| failed(error, lease))
+}
+
+/// No answer within `timeout`: the outcome is unknown.
+pub(crate) fn timed_out(timeout: Duration) -> StateError {
+    StateError::OutcomeUnknown {
+        cause: Cause::new(std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            format!("no answer from etcd within {timeout:?}"),
+        )),
+    }
+}
+
+/// The error of a request that etcd answered with a failure, or that
+/// never got an answer: a server rejection is known not applied, as is a
+/// put whose `lease` etcd no longer has; anything else may or may not
+/// have been.
+pub(crate) fn failed(error: etcd_client::Error, lease: Option<i64>) -> StateError {
     if let etcd_client::Error::GRpcStatus(status) = &error {
         use tonic::Code;
+        if let Some(lease) = lease {
+            if status.code() == Code::NotFound && status.message().contains("lease not found") {
+                return StateError::LeaseExpired { lease };
+            }
+        }
         if matches!(
             status.code(),
             Code::InvalidArgument

@@ -8,7 +8,8 @@
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use etcd_client::{
-    Compare, CompareOp, DeleteOptions, GetOptions, Txn, TxnOp, TxnOpResponse, TxnResponse,
+    Compare, CompareOp, DeleteOptions, GetOptions, PutOptions, Txn, TxnOp, TxnOpResponse,
+    TxnResponse,
 };
 use serde::Serialize;
 
@@ -69,9 +70,21 @@ pub(crate) enum Expect {
     },
 }
 
-/// A command turned into a txn.
+/// What to send for a command.
+pub(crate) enum Request {
+    Txn(Txn),
+    /// `set_with_ttl`: grant a lease of `ttl` seconds, then put the key
+    /// with it.
+    PutWithTtl {
+        key: Vec<u8>,
+        value: Vec<u8>,
+        ttl: i64,
+    },
+}
+
+/// A command turned into a request.
 pub(crate) struct Plan {
-    pub(crate) txn: Txn,
+    pub(crate) request: Request,
     pub(crate) operation: Operation,
     pub(crate) expect: Expect,
 }
@@ -86,6 +99,8 @@ pub(crate) enum Planned {
 /// A txn under construction, with its size accounted.
 struct Builder<'a> {
     settings: &'a Settings,
+    /// The lease every put carries: the handle's, if it has one.
+    lease: Option<i64>,
     compares: Vec<Compare>,
     ops: Vec<TxnOp>,
     failure: Vec<TxnOp>,
@@ -93,9 +108,10 @@ struct Builder<'a> {
 }
 
 impl<'a> Builder<'a> {
-    fn new(settings: &'a Settings) -> Self {
+    fn new(settings: &'a Settings, lease: Option<i64>) -> Self {
         Self {
             settings,
+            lease,
             compares: Vec::new(),
             ops: Vec::new(),
             failure: Vec::new(),
@@ -111,12 +127,11 @@ impl<'a> Builder<'a> {
     }
 
     fn put<V: Serialize>(&mut self, key: &str, value: &V) -> Result<(), StateError> {
-        let bytes = serde_json::to_vec(value).map_err(|error| StateError::NotSerializable {
-            cause: Cause::new(error),
-        })?;
+        let bytes = encode(value)?;
         let full = self.full_key(key);
         self.bytes += full.len() + bytes.len() + OVERHEAD_PER_ITEM;
-        self.ops.push(TxnOp::put(full, bytes, None));
+        let options = self.lease.map(|lease| PutOptions::new().with_lease(lease));
+        self.ops.push(TxnOp::put(full, bytes, options));
         Ok(())
     }
 
@@ -197,6 +212,12 @@ impl<'a> Builder<'a> {
     }
 }
 
+fn encode<V: Serialize>(value: &V) -> Result<Vec<u8>, StateError> {
+    serde_json::to_vec(value).map_err(|error| StateError::NotSerializable {
+        cause: Cause::new(error),
+    })
+}
+
 /// The exclusive end of the range of every key starting with `prefix`
 /// (etcd's own rule: the last byte below 0xff, plus one).
 pub(crate) fn prefix_end(prefix: &[u8]) -> Vec<u8> {
@@ -222,7 +243,7 @@ fn unchanged(current: &Snapshot<impl Sized>) -> Planned {
 fn send(builder: Builder<'_>, operation: Operation, expect: Expect) -> Planned {
     match builder.finish() {
         Ok(txn) => Planned::Send(Plan {
-            txn,
+            request: Request::Txn(txn),
             operation,
             expect,
         }),
@@ -237,19 +258,46 @@ fn as_found(entry: Option<&Entry<impl Sized>>) -> Precondition {
     })
 }
 
-/// Turn `op` into a txn against `current`, the mirror's newest snapshot.
+/// Turn `op` into a txn against `current`, the mirror's newest snapshot;
+/// its puts carry `lease`, the handle's.
 pub(crate) fn plan<V: Serialize>(
     op: Op<V>,
+    lease: Option<i64>,
     current: &Snapshot<V>,
     history: &Mutex<History<V>>,
     settings: &Settings,
 ) -> Planned {
-    let mut txn = Builder::new(settings);
+    let mut txn = Builder::new(settings, lease);
     let attempt = match op {
         Op::Close => return unchanged(current),
-        // Deadlines would need etcd leases, which this backend does not
-        // grant yet: refused rather than a key that never expires.
-        Op::SetWithTtl { .. } => return Planned::Done(Err(StateError::TtlUnsupported)),
+        // A lease of its own, granted when the request is sent: the key
+        // goes with it, unless a later write replaces it (a put without
+        // this lease detaches it), as in memory.
+        Op::SetWithTtl { key, value, ttl } => {
+            let request = encode(&value).and_then(|value| {
+                let key = txn.full_key(key.as_str());
+                let bytes = key.len() + value.len() + OVERHEAD_PER_ITEM;
+                if bytes > settings.max_request_bytes {
+                    return Err(StateError::RequestTooLarge {
+                        bytes,
+                        limit: settings.max_request_bytes,
+                    });
+                }
+                Ok(Request::PutWithTtl {
+                    key,
+                    value,
+                    ttl: super::lease::ttl_seconds(ttl),
+                })
+            });
+            return match request {
+                Ok(request) => Planned::Send(Plan {
+                    request,
+                    operation: Operation::Set,
+                    expect: Expect::Writes,
+                }),
+                Err(error) => Planned::Done(Err(error)),
+            };
+        }
         Op::Set { key, value } => txn
             .put(key.as_str(), &value)
             .map(|()| (Operation::Set, Expect::Writes)),
@@ -418,11 +466,19 @@ pub(crate) fn plan<V: Serialize>(
                 )),
             }
         }
-        Op::Rollback(target) => rollback(&mut txn, target, None, current, history),
+        // A rollback restores values, not who owns them: its puts carry
+        // no lease, as it restores no TTL in memory.
+        Op::Rollback(target) => {
+            txn.lease = None;
+            rollback(&mut txn, target, None, current, history)
+        }
         Op::RollbackIf {
             target,
             expected_current,
-        } => rollback(&mut txn, target, Some(expected_current), current, history),
+        } => {
+            txn.lease = None;
+            rollback(&mut txn, target, Some(expected_current), current, history)
+        }
     };
     match attempt {
         Ok((_, Expect::Writes)) if txn.ops.is_empty() => unchanged(current),

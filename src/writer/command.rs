@@ -170,6 +170,9 @@ pub(crate) type Reply = Result<Applied, StateError>;
 pub(crate) struct Command<V> {
     pub(crate) op: Op<V>,
     pub(crate) changed_by: Option<Arc<str>>,
+    /// The etcd lease the command's puts carry: its handle's.
+    #[cfg(feature = "etcd")]
+    pub(crate) lease: Option<i64>,
     pub(crate) reply: oneshot::Sender<Reply>,
     /// When the caller handed it over, for the write-latency histogram.
     pub(crate) sent_at: std::time::Instant,

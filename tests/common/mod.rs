@@ -5,6 +5,8 @@
 
 use std::sync::mpsc;
 
+#[cfg(feature = "etcd")]
+pub(crate) mod etcd;
 mod temp_path;
 #[allow(unused_imports)] // only the durable tests use it
 pub(crate) use temp_path::TempPath;

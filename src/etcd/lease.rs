@@ -1,0 +1,166 @@
+//! Leases: keys that live as long as an agent does (etcd's sessions).
+//!
+//! A leased handle owns one etcd lease and a task that renews it every
+//! third of its TTL. While any clone of the handle lives the lease lives,
+//! and every put the handle makes carries it; when the last clone drops,
+//! the renewal stops and the lease is revoked, so the agent's keys go at
+//! once. When the process dies, nobody renews it, and etcd deletes the
+//! keys one TTL later. Either way the deletions are ordinary revisions:
+//! every handle's mirror commits them and wakes its waiters.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use etcd_client::Client;
+use tokio::time::Instant;
+
+use crate::error::StateError;
+
+use super::run::{failed, timed_out};
+
+/// Renewals come every third of the TTL, at most this far apart.
+const MIN_RENEWAL_PERIOD: Duration = Duration::from_millis(300);
+
+/// What an etcd state's handles need to grant leases.
+pub(crate) struct Leases {
+    pub(crate) client: Client,
+    pub(crate) request_timeout: Duration,
+}
+
+/// A granted lease, renewed until dropped.
+pub(crate) struct Lease {
+    id: i64,
+    /// Set once the lease is known (or must be assumed) gone.
+    expired: Arc<AtomicBool>,
+    renewal: tokio::task::AbortHandle,
+    client: Client,
+    request_timeout: Duration,
+    runtime: tokio::runtime::Handle,
+}
+
+impl Lease {
+    pub(crate) fn id(&self) -> i64 {
+        self.id
+    }
+
+    /// `Ok` while the lease may still be alive.
+    pub(crate) fn alive(&self) -> Result<(), StateError> {
+        if self.expired.load(Ordering::Acquire) {
+            Err(StateError::LeaseExpired { lease: self.id })
+        } else {
+            Ok(())
+        }
+    }
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        self.renewal.abort();
+        if self.expired.load(Ordering::Acquire) {
+            return;
+        }
+        // Revoke now, so the agent's keys go at once instead of one TTL
+        // later. Best effort: if etcd cannot be reached, the lease expires
+        // on its own. Spawning on a runtime that shut down does nothing.
+        let mut client = self.client.clone();
+        let (id, timeout) = (self.id, self.request_timeout);
+        self.runtime.spawn(async move {
+            if let Err(error) = tokio::time::timeout(timeout, client.lease_revoke(id)).await {
+                tracing::debug!(%error, lease = id, "revoking a dropped handle's lease timed out; it expires on its own");
+            }
+        });
+    }
+}
+
+/// A TTL as etcd takes it: whole seconds, rounded up.
+pub(crate) fn ttl_seconds(ttl: Duration) -> i64 {
+    let seconds = ttl.as_secs() + u64::from(ttl.subsec_nanos() > 0);
+    i64::try_from(seconds.max(1)).unwrap_or(i64::MAX)
+}
+
+impl Leases {
+    /// Grant a lease of `ttl` (whole seconds, rounded up; etcd may raise
+    /// it to its minimum) and start renewing it.
+    pub(crate) async fn grant(&self, ttl: Duration) -> Result<Lease, StateError> {
+        if ttl.is_zero() {
+            return Err(StateError::ZeroTtl);
+        }
+        let runtime = tokio::runtime::Handle::current();
+        let mut client = self.client.clone();
+        let granted = tokio::time::timeout(
+            self.request_timeout,
+            client.lease_grant(ttl_seconds(ttl), None),
+        )
+        .await
+        .map_err(|_| timed_out(self.request_timeout))?
+        .map_err(|error| failed(error, None))?;
+        let (id, ttl) = (granted.id(), granted.ttl());
+        let expired = Arc::new(AtomicBool::new(false));
+        let renewal = runtime.spawn(renew(
+            client.clone(),
+            id,
+            ttl,
+            Arc::clone(&expired),
+            self.request_timeout,
+        ));
+        Ok(Lease {
+            id,
+            expired,
+            renewal: renewal.abort_handle(),
+            client,
+            request_timeout: self.request_timeout,
+            runtime,
+        })
+    }
+}
+
+/// Renew lease `id` every third of its TTL until aborted. When etcd says
+/// it is gone, or it could not be renewed before its TTL ran out (so
+/// etcd may have deleted its keys), mark it expired and stop: a handle
+/// that lost its lease must not go on writing as if its keys were there.
+async fn renew(mut client: Client, id: i64, ttl: i64, expired: Arc<AtomicBool>, timeout: Duration) {
+    let ttl = Duration::from_secs(u64::try_from(ttl.max(1)).unwrap_or(1));
+    let period = (ttl / 3).max(MIN_RENEWAL_PERIOD);
+    let mut deadline = Instant::now() + ttl;
+    loop {
+        match tokio::time::timeout(timeout, client.lease_keep_alive(id)).await {
+            Ok(Ok((mut keeper, mut responses))) => loop {
+                let answered = tokio::time::timeout(timeout, async {
+                    keeper.keep_alive().await?;
+                    responses.message().await
+                })
+                .await;
+                match answered {
+                    Ok(Ok(Some(response))) if response.ttl() > 0 => {
+                        let left = u64::try_from(response.ttl()).unwrap_or(0);
+                        deadline = Instant::now() + Duration::from_secs(left);
+                    }
+                    Ok(Ok(Some(_))) => {
+                        tracing::warn!(
+                            lease = id,
+                            "etcd lease expired; the handle's keys are gone"
+                        );
+                        expired.store(true, Ordering::Release);
+                        return;
+                    }
+                    _ => break,
+                }
+                tokio::time::sleep(period).await;
+            },
+            Ok(Err(error)) => {
+                tracing::debug!(%error, lease = id, "renewing an etcd lease failed; retrying")
+            }
+            Err(_) => tracing::debug!(lease = id, "renewing an etcd lease timed out; retrying"),
+        }
+        if Instant::now() >= deadline {
+            tracing::warn!(
+                lease = id,
+                "etcd lease not renewed within its TTL; the handle's keys may be gone"
+            );
+            expired.store(true, Ordering::Release);
+            return;
+        }
+        tokio::time::sleep(MIN_RENEWAL_PERIOD.min(deadline - Instant::now())).await;
+    }
+}
