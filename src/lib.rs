@@ -221,6 +221,19 @@ pub use error::{BuildError, Cause, Precondition, StateError, TransactionError};
 pub use etcd::{
     EtcdBuilder, EtcdError, DEFAULT_MAX_REQUEST_BYTES, DEFAULT_MAX_TXN_OPS, DEFAULT_REQUEST_TIMEOUT,
 };
+/// The etcd client this crate's etcd backend is built on (feature `etcd`),
+/// re-exported so that code talking to the same cluster directly (a lease
+/// of its own, a compaction, a benchmark's bare puts) uses the same
+/// version.
+///
+/// # Examples
+///
+/// ```
+/// use thread_safe_state::etcd_client::GetOptions;
+/// let options = GetOptions::new().with_prefix();
+/// ```
+#[cfg(feature = "etcd")]
+pub use etcd_client;
 pub use export::Export;
 pub use histogram::Distribution;
 pub use history::{ChangeRecord, ChangeSet, Operation};

