@@ -189,9 +189,10 @@ impl Mirror {
         to_writer: &mpsc::Sender<Mirrored<V>>,
         backoff: &mut Duration,
     ) -> Ended {
+        // No previous values: the writer holds every key's value already,
+        // and asking for them costs etcd a read per event.
         let options = WatchOptions::new()
             .with_prefix()
-            .with_prev_key()
             .with_progress_notify()
             .with_start_revision(revision_number(*next));
         let mut watch_client = self

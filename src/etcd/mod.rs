@@ -56,8 +56,9 @@ const MIRROR_CAPACITY: usize = 1024;
 ///
 /// - **Reads stay local and lock-free.** A mirror task lists the prefix
 ///   (a linearizable read) at revision R, publishes that snapshot as
-///   version R, then watches from R + 1 (with previous values and progress
-///   notifications) and commits each revision's events as one version,
+///   version R, then watches from R + 1 (with progress notifications;
+///   without previous values, which the writer already holds: they would
+///   cost etcd a read per event) and commits each revision's events as one version,
 ///   through the same commit core as an in-memory state: `history`,
 ///   `changes_since`, `snapshot_at`, waiters and metrics work unchanged.
 /// - **Versions are etcd revisions**: they only go up, but they are not
@@ -362,7 +363,8 @@ where
         let (to_writer, from_mirror) = mpsc::channel(MIRROR_CAPACITY);
         let mirror_task = runtime.spawn(mirror.run::<V>(revision.next(), to_writer));
         let target = EtcdTarget {
-            client,
+            kv: client.kv_client(),
+            leases: client.lease_client(),
             settings: Settings {
                 prefix: self.prefix,
                 max_request_bytes: self.max_request_bytes,

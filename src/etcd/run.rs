@@ -31,7 +31,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
-use etcd_client::{Client, PutOptions};
+use etcd_client::{KvClient, LeaseClient, PutOptions};
 use serde::Serialize;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
@@ -54,7 +54,9 @@ const MAX_BATCH: usize = 128;
 
 /// The etcd commit target, as the writer holds it.
 pub(crate) struct EtcdTarget<V> {
-    pub(crate) client: Client,
+    /// Cloned for each request: far cheaper than the whole `Client`.
+    pub(crate) kv: KvClient,
+    pub(crate) leases: LeaseClient,
     pub(crate) settings: Settings,
     pub(crate) request_timeout: Duration,
     pub(crate) mirror: mpsc::Receiver<Mirrored<V>>,
@@ -253,13 +255,15 @@ fn start<V: Serialize + Send + Sync + 'static>(
         }
         Planned::Send(plan) => plan,
     };
-    let client = target.client.clone();
+    let kv = target.kv.clone();
+    let leases =
+        matches!(plan.request, Request::Put { ttl: Some(_), .. }).then(|| target.leases.clone());
     let prefix: Arc<str> = Arc::from(target.settings.prefix.as_str());
     let timeout = target.request_timeout;
     let task = in_flight.spawn(async move {
         let operation = plan.operation;
         let keys = matches!(plan.expect, Expect::Keys { .. });
-        let outcome = send(client, plan, lease, timeout).await;
+        let outcome = send(kv, leases, plan, lease, timeout).await;
         let outcome = match (outcome, keys) {
             // The conflict of a transaction may name a full etcd key.
             (
@@ -297,14 +301,15 @@ fn start<V: Serialize + Send + Sync + 'static>(
 /// read the answer: the revision it wrote, `None` if it changed nothing,
 /// or why it failed.
 async fn send(
-    mut client: Client,
+    mut kv: KvClient,
+    leases: Option<LeaseClient>,
     plan: Plan,
     lease: Option<i64>,
     timeout: Duration,
 ) -> Result<Option<Version>, StateError> {
     match plan.request {
         Request::Txn(txn) => {
-            let response = within(timeout, client.kv_client().txn(txn))
+            let response = within(timeout, kv.txn(txn))
                 .await?
                 .map_err(|error| failed(error, lease))?;
             txn::outcome(&plan.expect, &response)
@@ -315,17 +320,17 @@ async fn send(
             lease,
             ttl,
         } => {
-            let lease = match ttl {
-                Some(ttl) => Some(
-                    within(timeout, client.lease_grant(ttl, None))
+            let lease = match (ttl, leases) {
+                (Some(ttl), Some(mut leases)) => Some(
+                    within(timeout, leases.grant(ttl, None))
                         .await?
                         .map_err(|error| failed(error, None))?
                         .id(),
                 ),
-                None => lease,
+                _ => lease,
             };
             let options = lease.map(|lease| PutOptions::new().with_lease(lease));
-            let response = within(timeout, client.kv_client().put(key, value, options))
+            let response = within(timeout, kv.put(key, value, options))
                 .await?
                 .map_err(|error| failed(error, lease))?;
             Ok(Some(revision_version(
@@ -333,7 +338,7 @@ async fn send(
             )))
         }
         Request::Delete { key } => {
-            let response = within(timeout, client.kv_client().delete(key, None))
+            let response = within(timeout, kv.delete(key, None))
                 .await?
                 .map_err(|error| failed(error, None))?;
             let revision = revision_version(response.header().map_or(0, |h| h.revision()));
