@@ -72,8 +72,72 @@
 //! record and check;
 //! `LINEARIZABILITY_SEED` fixes the random plans (timing still varies).
 //!
+//! The etcd check runs against the server at `TSS_ETCD_ENDPOINT` (as
+//! `tests/etcd.rs`: unset, it fails under `CI=true` and is skipped with a
+//! note otherwise); `LINEARIZABILITY_ETCD_HISTORIES` (default 400, about
+//! 40 s: two connects, ~25 etcd round trips and the log per history):
+//!
+//! ```sh
+//! TSS_ETCD_ENDPOINT=http://127.0.0.1:2379 cargo test --features etcd --test linearizability -- --nocapture
+//! ```
+//!
 //! The harness is backend-agnostic: [`check_backend`] takes a constructor
 //! that returns a fresh `ThreadSafeState<u64>` for each history.
+//!
+//! # etcd, with clients on two handles (feature `etcd`)
+//!
+//! Each history connects two handles (two `connect()`s: two clients, two
+//! mirrors, as two processes) to a fresh prefix, and runs the plan above
+//! with the actors split between them (the first writer and a reader on
+//! handle 0, the second writer, a second reader and the thread on handle
+//! 1, the third writer on either). Afterwards the test reads, with its own
+//! etcd client and a watch (not the crate's mirror), every revision etcd
+//! applied under the prefix: the *log*.
+//!
+//! The model is the same, with [`Numbering::Log`]: commit `n` is the
+//! `n`th revision of the log, with exactly the keys etcd wrote there. So
+//! versions are sparse but no commit can be skipped, reordered or given
+//! another number; a write that returns a version must have made that very
+//! revision, with the effect its operation has on the state the model
+//! holds there; `snapshot_at(v)` between two commits is the newer commit at
+//! or before `v`; each handle's initial version is its own first listing.
+//! Where etcd differs from memory by design, the model follows the
+//! `EtcdBuilder` docs: `modify` and `rollback` may fail with
+//! `Conflict { key, expected, found }`, which commits nothing and is
+//! accepted where `key`'s modified version in the model is `found` (the
+//! txn read it in its failure branch, atomically); a rollback writes the
+//! keys that differed in its handle's snapshot (values compared by
+//! identity, so a value equal to the target's but mirrored from elsewhere
+//! is written again), so a key another write changed meanwhile keeps its
+//! newer value; a rollback to the contents already there commits nothing
+//! and returns the handle's version; the other handle's commits are
+//! `External` in a handle's change stream.
+//!
+//! Three properties are checked for every history:
+//!
+//! - **Each handle's view is linearizable** (twice, once per handle): the
+//!   handle's own operations, reads and writes, with their real-time
+//!   intervals, plus every write of the other handle that can have made a
+//!   commit or read etcd (a `delete` that found nothing, a lost compare),
+//!   each with its invocation as the lower bound and **no upper bound**:
+//!   it takes effect, for this handle, when the mirror publishes it, which
+//!   may be long after it returned on its own handle. That is the
+//!   guarantee: etcd orders all txns (the log), each mirror applies the
+//!   log in order and publishes a prefix of it, and a write answers only
+//!   once its own handle has published it (read-your-writes). An answer
+//!   that reports etcd's state (a conflict's `found`, a delete's `false`)
+//!   is an operation of its handle too, so a later read on that handle must
+//!   not show an older state. Across the two checks, every pair of writes
+//!   ordered in real time is ordered so in the log.
+//! - **The whole history is sequentially consistent**: one order of every
+//!   operation of both handles, respecting each actor's own order and the
+//!   model. Reads on different handles are not ordered by real time (a
+//!   handle may lag), but they must fit one log.
+//!
+//! The search is the one stateright's testers do, memoized on what has been
+//! placed (see [`Search`]), since without real time to prune it theirs is
+//! exponential in the number of actors. The in-memory check still uses
+//! stateright's [`LinearizabilityTester`], with dense versions.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -82,7 +146,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use stateright::semantics::{ConsistencyTester, LinearizabilityTester, SequentialSpec};
-use thread_safe_state::{ChangeSet, Modification, Snapshot, StateError, ThreadSafeState, Version};
+use thread_safe_state::{
+    ChangeSet, Modification, Precondition, Snapshot, StateError, ThreadSafeState, Version,
+};
 
 /// The keys every history writes and reads.
 const KEYS: [&str; 3] = ["a", "b", "c"];
@@ -124,63 +190,158 @@ struct Change {
 
 #[derive(Debug)]
 struct Commit {
+    /// Its version (commit 0's is each handle's base: see [`Model::version_at`]).
+    version: u64,
+    /// The handle whose writer made it: the others record it as `External`.
+    handle: usize,
     contents: Contents,
     operation: &'static str,
     /// Sorted by key.
     records: Vec<Record>,
 }
 
-/// The sequential model: every commit so far; version `i` is `commits[i]`.
+/// The keys one etcd revision put (`Some`) or deleted (`None`), without
+/// the prefix.
+type Revision = (u64, Vec<(String, Option<u64>)>);
+
+/// What etcd holds under one history's prefix: every revision that touched
+/// it, oldest first, with the keys it put (`Some`) or deleted (`None`).
+#[derive(Debug, Default)]
+struct Log {
+    /// Each handle's first version: the revision of its first listing.
+    bases: Vec<u64>,
+    revisions: Vec<Revision>,
+}
+
+/// How a backend numbers commits.
+#[derive(Clone, Debug)]
+enum Numbering {
+    /// In memory: commit `n` is version `n`, and a rollback always commits.
+    Dense,
+    /// etcd: commit `n` is the `n`th revision of the log, with exactly the
+    /// changes etcd applied there (so a commit's version and effect are
+    /// pinned, and no commit can be skipped or reordered); a rollback to
+    /// the contents it already has commits nothing.
+    Log(Arc<Log>),
+}
+
+/// The sequential model: every commit so far, oldest first.
 #[derive(Clone, Debug)]
 struct Model {
     commits: Vec<Arc<Commit>>,
-    max_history: u64,
+    max_history: usize,
+    numbering: Numbering,
+}
+
+/// An operation as the checker sees it: on which handle, and whether it
+/// is a write of the other handle in a per-handle check (see
+/// [`per_handle`]).
+#[derive(Clone, Debug)]
+struct Call {
+    handle: usize,
+    foreign: bool,
+    op: Op,
 }
 
 impl Model {
-    fn new(max_history: usize) -> Self {
+    fn new(max_history: usize, numbering: Numbering) -> Self {
         let initial = Commit {
+            version: 0,
+            handle: 0,
             contents: Contents::new(),
             operation: "Initial",
             records: Vec::new(),
         };
         Self {
             commits: vec![Arc::new(initial)],
-            max_history: max_history as u64,
+            max_history,
+            numbering,
         }
     }
 
-    fn current(&self) -> u64 {
-        self.commits.len() as u64 - 1
+    /// Commit `index`'s version as `handle` numbers it: the initial state
+    /// is each etcd handle's own first listing.
+    fn version_at(&self, index: usize, handle: usize) -> u64 {
+        match (&self.numbering, index) {
+            (Numbering::Log(log), 0) => log.bases[handle],
+            _ => self.commits[index].version,
+        }
+    }
+
+    fn newest(&self) -> usize {
+        self.commits.len() - 1
+    }
+
+    fn current(&self, handle: usize) -> u64 {
+        self.version_at(self.newest(), handle)
     }
 
     fn contents(&self) -> &Contents {
-        &self.commits.last().expect("version 0 exists").contents
+        &self
+            .commits
+            .last()
+            .expect("the initial commit exists")
+            .contents
     }
 
-    fn oldest_retained(&self) -> u64 {
-        self.current().saturating_sub(self.max_history)
+    /// The index of the oldest commit still reachable: the one before the
+    /// last `max_history` commits.
+    fn oldest_index(&self) -> usize {
+        self.newest().saturating_sub(self.max_history)
     }
 
-    /// Whether `target` can be read with `snapshot_at` or streamed from.
-    fn reachable(&self, target: u64) -> Result<(), Refusal> {
-        let current = self.current();
+    /// The newest commit at or before version `v` (`v` is reachable).
+    fn index_at(&self, v: u64, handle: usize) -> usize {
+        (0..=self.newest())
+            .rev()
+            .find(|&i| self.version_at(i, handle) <= v)
+            .expect("a reachable version has a commit at or before it")
+    }
+
+    /// The commit `snapshot_at(target)` shows, or why it cannot.
+    fn reachable(&self, target: u64, handle: usize) -> Result<usize, Refusal> {
+        let current = self.current(handle);
         if target > current {
             return Err(Refusal::FutureVersion { target, current });
         }
-        let oldest_retained = self.oldest_retained();
+        let oldest_retained = self.version_at(self.oldest_index(), handle);
         if target < oldest_retained {
             return Err(Refusal::VersionCompacted {
                 target,
                 oldest_retained,
             });
         }
-        Ok(())
+        Ok(self.index_at(target, handle))
     }
 
-    /// Append a commit with `contents`; its records are the keys whose
-    /// value differs (values are unique, so this is what was written).
-    fn commit(&mut self, operation: &'static str, contents: Contents) -> u64 {
+    /// Why `rollback(target)` is refused before it writes anything.
+    fn rollback_refusal(&self, target: u64, handle: usize) -> Option<Refusal> {
+        let current = self.current(handle);
+        if target >= current {
+            return Some(Refusal::InvalidVersion { target, current });
+        }
+        self.reachable(target, handle).err()
+    }
+
+    /// The version a key was last written at, `None` if absent.
+    fn modified(&self, key: &str, handle: usize) -> Option<u64> {
+        self.contents().get(key)?;
+        (1..=self.newest())
+            .rev()
+            .find(|&i| self.commits[i].records.iter().any(|r| r.key == key))
+            .map(|i| self.version_at(i, handle))
+    }
+
+    /// Append a commit with `contents` at `version`; its records are the
+    /// keys whose value differs (values are unique, so this is what was
+    /// written).
+    fn push(
+        &mut self,
+        version: u64,
+        handle: usize,
+        operation: &'static str,
+        contents: Contents,
+    ) -> u64 {
         let before = self.contents();
         let mut records: Vec<Record> = before
             .keys()
@@ -196,17 +357,181 @@ impl Model {
             .collect();
         records.sort();
         self.commits.push(Arc::new(Commit {
+            version,
+            handle,
             contents,
             operation,
             records,
         }));
-        self.current()
+        version
+    }
+
+    /// Append the next dense commit.
+    fn commit(&mut self, handle: usize, operation: &'static str, contents: Contents) -> u64 {
+        let version = self.newest() as u64 + 1;
+        self.push(version, handle, operation, contents)
+    }
+
+    /// Append the log's next revision if the operation claims its number
+    /// (`claimed`, when it returned one) and `accept`s what etcd applied
+    /// there.
+    fn commit_logged(
+        &mut self,
+        handle: usize,
+        operation: &'static str,
+        claimed: Option<u64>,
+        accept: impl FnOnce(&[(String, Option<u64>)], &Contents) -> bool,
+    ) -> bool {
+        let Numbering::Log(log) = &self.numbering else {
+            unreachable!("only etcd histories have a log");
+        };
+        let log = Arc::clone(log);
+        let Some((revision, changes)) = log.revisions.get(self.newest()) else {
+            return false;
+        };
+        if claimed.is_some_and(|v| v != *revision) {
+            return false;
+        }
+        let mut logged = self.contents().clone();
+        for (key, value) in changes {
+            match value {
+                Some(value) => logged.insert(key.clone(), *value),
+                None => logged.remove(key),
+            };
+        }
+        if !accept(changes, &logged) {
+            return false;
+        }
+        // A record for every key etcd wrote, even with the value it had
+        // (a rollback compares values by identity, not by `==`).
+        let before = self.contents();
+        let mut records: Vec<Record> = changes
+            .iter()
+            .map(|(key, new)| Record {
+                key: key.clone(),
+                old: before.get(key).copied(),
+                new: *new,
+            })
+            .collect();
+        records.sort();
+        self.commits.push(Arc::new(Commit {
+            version: *revision,
+            handle,
+            contents: logged,
+            operation,
+            records,
+        }));
+        true
     }
 
     fn with(&self, edit: impl FnOnce(&mut Contents)) -> Contents {
         let mut contents = self.contents().clone();
         edit(&mut contents);
         contents
+    }
+
+    /// The contents a write that commits for sure leaves, and its
+    /// operation (`None` for the other operations).
+    fn written(&self, op: &Op) -> Option<(&'static str, Contents)> {
+        Some(match op {
+            Op::Set(key, value) => (
+                "Set",
+                self.with(|c| {
+                    c.insert((*key).to_owned(), *value);
+                }),
+            ),
+            Op::Update(items) if !items.is_empty() => (
+                "Update",
+                self.with(|c| {
+                    for (key, value) in items {
+                        c.insert((*key).to_owned(), *value);
+                    }
+                }),
+            ),
+            Op::Modify(key, tag) => {
+                let old = self.contents().get(*key).copied();
+                (
+                    "Modify",
+                    self.with(|c| {
+                        c.insert((*key).to_owned(), modified(*tag, old));
+                    }),
+                )
+            }
+            _ => return None,
+        })
+    }
+
+    /// One step of an etcd history (see [`Numbering::Log`]).
+    fn logged_step(&mut self, call: &Call, ret: &Ret) -> bool {
+        let handle = call.handle;
+        match (&call.op, ret) {
+            (op, Ret::Version(v)) if self.written(op).is_some() => {
+                let (operation, contents) = self.written(op).expect("just seen");
+                self.commit_logged(handle, operation, Some(*v), |_, logged| *logged == contents)
+            }
+            (Op::Delete(key), Ret::Deleted(true)) => {
+                let contents = self.with(|c| {
+                    c.remove(*key);
+                });
+                self.contents().contains_key(*key)
+                    && self.commit_logged(handle, "Delete", None, |_, logged| *logged == contents)
+            }
+            // A failed compare: the txn's failure branch read the key's
+            // modified version, in the same txn.
+            (
+                Op::Modify(key, _),
+                Ret::Conflicted {
+                    key: conflicted,
+                    expected,
+                    found,
+                },
+            ) => conflicted == key && expected != found && *found == self.modified(key, handle),
+            (Op::Rollback(_), Ret::Conflicted { key, found, .. }) => {
+                *found == self.modified(key, handle)
+            }
+            (Op::Rollback(target), Ret::RolledBack(Ok(v))) => {
+                if self.rollback_refusal(*target, handle).is_some() {
+                    return false;
+                }
+                let index = self.index_at(*target, handle);
+                let then = self.commits[index].contents.clone();
+                let now = self.contents().clone();
+                let next = match &self.numbering {
+                    Numbering::Log(log) => log.revisions.get(self.newest()).map(|r| r.0),
+                    Numbering::Dense => unreachable!("only etcd histories have a log"),
+                };
+                if next == Some(*v) {
+                    // The keys that differed in the handle's snapshot go
+                    // back, compared on their modified versions; a key
+                    // another write changed after that snapshot keeps
+                    // its newer value. A value equal to the target's but
+                    // not the same `Arc` (mirrored from the other handle)
+                    // counts as different, and is written again.
+                    return self.commit_logged(handle, "Rollback", Some(*v), |changes, _| {
+                        changes
+                            .iter()
+                            .all(|(k, value)| then.get(k) == value.as_ref())
+                    });
+                }
+                // Nothing to write: the handle's snapshot already had the
+                // target's contents, and the version is that snapshot's.
+                if call.foreign {
+                    *v > *target && {
+                        let at = self.index_at(*v, handle);
+                        self.version_at(at, handle) == *v && self.commits[at].contents == then
+                    }
+                } else {
+                    *v == self.current(handle) && now == then
+                }
+            }
+            (Op::Update(items), Ret::Version(v)) if items.is_empty() => *v == self.current(handle),
+            (Op::Delete(key), Ret::Deleted(false)) => !self.contents().contains_key(*key),
+            (Op::Rollback(target), Ret::RolledBack(Err(refusal))) => {
+                self.rollback_refusal(*target, handle).as_ref() == Some(refusal)
+            }
+            (op, _) if !op.is_write() => self.invoke(call) == *ret,
+            _ => false,
+        }
     }
 }
 
@@ -235,6 +560,16 @@ enum Op {
     NextChange(u64),
 }
 
+impl Op {
+    /// Whether this operation is a write command (one that may commit).
+    fn is_write(&self) -> bool {
+        matches!(
+            self,
+            Op::Set(..) | Op::Update(..) | Op::Delete(..) | Op::Modify(..) | Op::Rollback(..)
+        )
+    }
+}
+
 /// A refusal the API documents.
 #[derive(Clone, Debug, PartialEq, Eq)]
 enum Refusal {
@@ -250,6 +585,13 @@ enum Ret {
     Version(u64),
     Deleted(bool),
     RolledBack(Result<u64, Refusal>),
+    /// `modify` or `rollback` lost a compare on etcd: `key`'s modified
+    /// version (`None`: absent) was `found`, not `expected`.
+    Conflicted {
+        key: String,
+        expected: Option<u64>,
+        found: Option<u64>,
+    },
     Value(Option<u64>),
     Snapshot(u64, Contents),
     NewestRecord(Option<u64>),
@@ -265,26 +607,36 @@ enum Ret {
 }
 
 impl SequentialSpec for Model {
-    type Op = Op;
+    type Op = Call;
     type Ret = Ret;
 
-    fn invoke(&mut self, op: &Op) -> Ret {
-        match op {
-            Op::Set(key, value) => {
-                let contents = self.with(|c| {
-                    c.insert((*key).to_owned(), *value);
-                });
-                Ret::Version(self.commit("Set", contents))
+    fn invoke(&mut self, call: &Call) -> Ret {
+        let handle = call.handle;
+        if let Numbering::Log(log) = &self.numbering {
+            if call.op.is_write() && !matches!(&call.op, Op::Update(items) if items.is_empty()) {
+                // Only for an operation still running at the end of a
+                // prefix of the history (the diagnosis of a failure):
+                // take the log's next revision if the write can have made
+                // it.
+                let claimed = log.revisions.get(self.newest()).map(|r| r.0);
+                let guess = match &call.op {
+                    Op::Delete(key) => Ret::Deleted(self.contents().contains_key(*key)),
+                    Op::Rollback(_) => Ret::RolledBack(Ok(claimed.unwrap_or(0))),
+                    _ => Ret::Version(claimed.unwrap_or(0)),
+                };
+                let before = self.clone();
+                if !self.logged_step(call, &guess) {
+                    *self = before;
+                }
+                return Ret::Blocked;
             }
-            Op::Update(items) if items.is_empty() => Ret::Version(self.current()),
-            Op::Update(items) => {
-                let contents = self.with(|c| {
-                    for (key, value) in items {
-                        c.insert((*key).to_owned(), *value);
-                    }
-                });
-                Ret::Version(self.commit("Update", contents))
+        }
+        match &call.op {
+            op @ (Op::Set(..) | Op::Modify(..) | Op::Update(..)) if self.written(op).is_some() => {
+                let (operation, contents) = self.written(op).expect("just seen");
+                Ret::Version(self.commit(handle, operation, contents))
             }
+            Op::Set(..) | Op::Modify(..) | Op::Update(..) => Ret::Version(self.current(handle)),
             Op::Delete(key) => {
                 if !self.contents().contains_key(*key) {
                     return Ret::Deleted(false);
@@ -292,53 +644,60 @@ impl SequentialSpec for Model {
                 let contents = self.with(|c| {
                     c.remove(*key);
                 });
-                self.commit("Delete", contents);
+                self.commit(handle, "Delete", contents);
                 Ret::Deleted(true)
             }
-            Op::Modify(key, tag) => {
-                let old = self.contents().get(*key).copied();
-                let contents = self.with(|c| {
-                    c.insert((*key).to_owned(), modified(*tag, old));
-                });
-                Ret::Version(self.commit("Modify", contents))
-            }
             Op::Rollback(target) => {
-                let (target, current) = (*target, self.current());
-                if target >= current {
-                    return Ret::RolledBack(Err(Refusal::InvalidVersion { target, current }));
-                }
-                if let Err(refusal) = self.reachable(target) {
+                if let Some(refusal) = self.rollback_refusal(*target, handle) {
                     return Ret::RolledBack(Err(refusal));
                 }
-                let contents = self.commits[target as usize].contents.clone();
-                Ret::RolledBack(Ok(self.commit("Rollback", contents)))
+                let index = self.index_at(*target, handle);
+                let contents = self.commits[index].contents.clone();
+                Ret::RolledBack(Ok(self.commit(handle, "Rollback", contents)))
             }
             Op::Get(key) => Ret::Value(self.contents().get(*key).copied()),
-            Op::Snapshot => Ret::Snapshot(self.current(), self.contents().clone()),
-            Op::Version => Ret::Version(self.current()),
+            Op::Snapshot => Ret::Snapshot(self.current(handle), self.contents().clone()),
+            Op::Version => Ret::Version(self.current(handle)),
             Op::NewestRecord => Ret::NewestRecord(
-                (self.oldest_retained() + 1..=self.current())
+                (self.oldest_index() + 1..=self.newest())
                     .rev()
-                    .find(|v| !self.commits[*v as usize].records.is_empty()),
+                    .find(|&i| !self.commits[i].records.is_empty())
+                    .map(|i| self.version_at(i, handle)),
             ),
-            Op::SnapshotAt(v) => Ret::SnapshotAt(
-                self.reachable(*v)
-                    .map(|()| (*v, self.commits[*v as usize].contents.clone())),
-            ),
+            Op::SnapshotAt(v) => Ret::SnapshotAt(self.reachable(*v, handle).map(|index| {
+                (
+                    self.version_at(index, handle),
+                    self.commits[index].contents.clone(),
+                )
+            })),
             Op::NextChange(after) => {
-                if let Err(refusal) = self.reachable(*after) {
-                    return Ret::Change(Err(refusal));
-                }
-                if *after == self.current() {
+                let index = match self.reachable(*after, handle) {
+                    Ok(index) => index,
+                    Err(refusal) => return Ret::Change(Err(refusal)),
+                };
+                if index == self.newest() {
                     return Ret::Blocked;
                 }
-                let commit = &self.commits[*after as usize + 1];
+                let commit = &self.commits[index + 1];
+                // A handle records the commits of the other as `External`.
+                let operation = if commit.handle == handle {
+                    commit.operation
+                } else {
+                    "External"
+                };
                 Ret::Change(Ok(Change {
-                    version: after + 1,
-                    operation: commit.operation.to_owned(),
+                    version: self.version_at(index + 1, handle),
+                    operation: operation.to_owned(),
                     records: commit.records.clone(),
                 }))
             }
+        }
+    }
+
+    fn is_valid_step(&mut self, call: &Call, ret: &Ret) -> bool {
+        match self.numbering {
+            Numbering::Dense => self.invoke(call) == *ret,
+            Numbering::Log(_) => self.logged_step(call, ret),
         }
     }
 }
@@ -372,8 +731,32 @@ fn unexpected(error: &StateError) -> Ret {
     Ret::Unexpected(format!("{error:?}"))
 }
 
+/// A write's error: a lost compare (only etcd has them) or unexpected.
+fn failed(error: &StateError) -> Ret {
+    let since = |precondition: &Precondition| match precondition {
+        Precondition::Absent => Some(None),
+        Precondition::ModifiedAt(v) => Some(Some(v.get())),
+        _ => None,
+    };
+    match error {
+        StateError::Conflict {
+            key,
+            expected,
+            found,
+        } => since(expected).map_or_else(
+            || unexpected(error),
+            |expected| Ret::Conflicted {
+                key: key.clone(),
+                expected,
+                found: found.map(Version::get),
+            },
+        ),
+        _ => unexpected(error),
+    }
+}
+
 fn version_ret(result: Result<Version, StateError>) -> Ret {
-    result.map_or_else(|e| unexpected(&e), |v| Ret::Version(v.get()))
+    result.map_or_else(|e| failed(&e), |v| Ret::Version(v.get()))
 }
 
 fn deleted_ret(result: Result<bool, StateError>) -> Ret {
@@ -383,7 +766,7 @@ fn deleted_ret(result: Result<bool, StateError>) -> Ret {
 fn rollback_ret(result: Result<Version, StateError>) -> Ret {
     match result {
         Ok(v) => Ret::RolledBack(Ok(v.get())),
-        Err(e) => refusal(&e).map_or_else(|| unexpected(&e), |r| Ret::RolledBack(Err(r))),
+        Err(e) => refusal(&e).map_or_else(|| failed(&e), |r| Ret::RolledBack(Err(r))),
     }
 }
 
@@ -464,14 +847,15 @@ impl Rng {
     }
 }
 
-/// Every actor's steps for one history.
+/// Every actor's steps for one history, and the handle each uses (the
+/// setup uses handle 0).
 #[derive(Debug)]
 struct Plan {
     setup: Vec<Step>,
     /// Tokio tasks.
-    tasks: Vec<Vec<Step>>,
+    tasks: Vec<(usize, Vec<Step>)>,
     /// The plain thread (no change streams: those need a runtime).
-    thread: Vec<Step>,
+    thread: (usize, Vec<Step>),
 }
 
 /// Hands out the unique values of one plan.
@@ -563,6 +947,7 @@ impl Plan {
         follow(rng, &probes, &mut reader);
         follow(rng, &probes, &mut reader);
         tasks.push(reader);
+        let tasks = tasks.into_iter().map(|steps| (0, steps)).collect();
         let mut thread = Vec::new();
         for _ in 0..2 + rng.below(2) {
             match rng.below(3) {
@@ -580,8 +965,36 @@ impl Plan {
         Self {
             setup,
             tasks,
-            thread,
+            thread: (0, thread),
         }
+    }
+
+    /// [`Plan::random`] over two handles: the first writer and the
+    /// reader on handle 0, the second writer and the thread on handle 1,
+    /// the third writer on either; a second reader on handle 1; and more
+    /// reads right after writes, where a write that answered before its
+    /// handle caught up would show.
+    #[cfg_attr(not(feature = "etcd"), allow(dead_code))]
+    fn two_handles(rng: &mut Rng) -> Self {
+        let mut plan = Self::random(rng);
+        let third = rng.below(2) as usize;
+        for ((handle, steps), on) in plan.tasks.iter_mut().zip([0, 1, third, 0]) {
+            *handle = on;
+            if !matches!(steps.last(), Some(Step::Read(_))) && rng.below(2) == 0 {
+                steps.push(random_read(rng));
+            }
+        }
+        let probes = [
+            Step::AwaitSnapshotAt,
+            Step::AwaitNewestRecord,
+            Step::AwaitChange,
+        ];
+        let mut reader = Vec::new();
+        follow(rng, &probes, &mut reader);
+        follow(rng, &probes, &mut reader);
+        plan.tasks.push((1, reader));
+        plan.thread.0 = 1;
+        plan
     }
 }
 
@@ -593,15 +1006,53 @@ impl Plan {
 #[derive(Clone, Debug)]
 struct Completed {
     actor: usize,
+    handle: usize,
     invoked: u64,
     returned: u64,
     op: Op,
     ret: Ret,
 }
 
-/// An actor: runs its steps and records what it did.
+/// Turns the versions a plan names (written for dense versions) into
+/// versions of the history being recorded.
+#[derive(Clone, Copy, Debug)]
+#[cfg_attr(not(feature = "etcd"), allow(dead_code))]
+enum Targets {
+    /// In memory: as written.
+    Dense,
+    /// etcd: 0 is the newer of the two handles' first versions, 1 and 2
+    /// the setup's versions, `2 + n` the second one plus `n` (a revision
+    /// some commit may or may not have taken), and 1000 or more a version
+    /// far in the future.
+    Sparse([u64; 3]),
+}
+
+impl Targets {
+    fn version(self, planned: u64) -> u64 {
+        match self {
+            Targets::Dense => planned,
+            Targets::Sparse(_) if planned >= 1000 => 1 << 40,
+            Targets::Sparse(setup) => match usize::try_from(planned) {
+                Ok(i @ 0..=2) => setup[i],
+                _ => setup[2] + planned - 2,
+            },
+        }
+    }
+
+    fn op(self, op: &Op) -> Op {
+        match op {
+            Op::Rollback(v) => Op::Rollback(self.version(*v)),
+            Op::SnapshotAt(v) => Op::SnapshotAt(self.version(*v)),
+            op => op.clone(),
+        }
+    }
+}
+
+/// An actor: runs its steps on one handle and records what it did.
 struct Actor {
     id: usize,
+    handle: usize,
+    targets: Targets,
     clock: Arc<AtomicU64>,
     done: Vec<Completed>,
     /// The newest version this actor has seen through any read.
@@ -616,9 +1067,11 @@ fn spin(duration: Duration) {
 }
 
 impl Actor {
-    fn new(id: usize, clock: Arc<AtomicU64>) -> Self {
+    fn new(id: usize, handle: usize, clock: Arc<AtomicU64>) -> Self {
         Self {
             id,
+            handle,
+            targets: Targets::Dense,
             clock,
             done: Vec::new(),
             newest_seen: 0,
@@ -641,6 +1094,7 @@ impl Actor {
         self.newest_seen = self.newest_seen.max(seen.unwrap_or(0));
         self.done.push(Completed {
             actor: self.id,
+            handle: self.handle,
             invoked,
             returned,
             op,
@@ -652,9 +1106,10 @@ impl Actor {
     fn read(&mut self, state: &ThreadSafeState<u64>, step: &Step) {
         match step {
             Step::Read(op) => {
+                let op = self.targets.op(op);
                 let invoked = self.tick();
-                let ret = read_once(state, op);
-                self.record(op.clone(), invoked, ret);
+                let ret = read_once(state, &op);
+                self.record(op, invoked, ret);
             }
             Step::AwaitSnapshotAt => {
                 let op = Op::SnapshotAt(self.newest_seen + 1);
@@ -694,9 +1149,10 @@ impl Actor {
     async fn run_async(&mut self, state: &ThreadSafeState<u64>, step: &Step) {
         match step {
             Step::Write(op, spin_for) => {
+                let op = self.targets.op(op);
                 let invoked = self.tick();
-                let ret = write_async(state, op, *spin_for).await;
-                self.record(op.clone(), invoked, ret);
+                let ret = write_async(state, &op, *spin_for).await;
+                self.record(op, invoked, ret);
             }
             Step::AwaitChange => {
                 let after = self.newest_seen;
@@ -723,9 +1179,10 @@ impl Actor {
     fn run_blocking(&mut self, state: &ThreadSafeState<u64>, step: &Step) {
         match step {
             Step::Write(op, spin_for) => {
+                let op = self.targets.op(op);
                 let invoked = self.tick();
-                let ret = write_blocking(state, op, *spin_for);
-                self.record(op.clone(), invoked, ret);
+                let ret = write_blocking(state, &op, *spin_for);
+                self.record(op, invoked, ret);
             }
             _ => self.read(state, step),
         }
@@ -793,29 +1250,38 @@ fn write_blocking(state: &ThreadSafeState<u64>, op: &Op, spin_for: Duration) -> 
     }
 }
 
-/// Run `plan` against `state` and return every recorded operation.
+/// Run `plan` against `states` (the handles the plan's actors use) and
+/// return every recorded operation. `targets` turns the setup's operations
+/// into the versions the plan's rollbacks and `snapshot_at`s name.
 fn record(
     runtime: &tokio::runtime::Runtime,
-    state: ThreadSafeState<u64>,
+    states: &[ThreadSafeState<u64>],
     plan: &Plan,
+    targets: impl FnOnce(&[Completed]) -> Targets,
 ) -> Vec<Completed> {
     let clock = Arc::new(AtomicU64::new(0));
-    let mut setup = Actor::new(0, Arc::clone(&clock));
+    let mut setup = Actor::new(0, 0, Arc::clone(&clock));
     runtime.block_on(async {
         for step in &plan.setup {
-            setup.run_async(&state, step).await;
+            setup.run_async(&states[0], step).await;
         }
     });
     let newest_seen = setup.newest_seen;
+    let targets = targets(&setup.done);
+    let actor = |id: usize, handle: usize| {
+        let mut actor = Actor::new(id, handle, Arc::clone(&clock));
+        actor.newest_seen = newest_seen;
+        actor.targets = targets;
+        actor
+    };
     let start = Arc::new(tokio::sync::Barrier::new(plan.tasks.len() + 1));
     let tasks: Vec<_> = plan
         .tasks
         .iter()
         .enumerate()
-        .map(|(i, steps)| {
-            let (state, start, steps) = (state.clone(), Arc::clone(&start), steps.clone());
-            let mut actor = Actor::new(i + 1, Arc::clone(&clock));
-            actor.newest_seen = newest_seen;
+        .map(|(i, (handle, steps))| {
+            let (state, start) = (states[*handle].clone(), Arc::clone(&start));
+            let (mut actor, steps) = (actor(i + 1, *handle), steps.clone());
             runtime.spawn(async move {
                 start.wait().await;
                 for step in &steps {
@@ -826,9 +1292,9 @@ fn record(
         })
         .collect();
     let thread = {
-        let (state, start, steps) = (state.clone(), Arc::clone(&start), plan.thread.clone());
-        let mut actor = Actor::new(plan.tasks.len() + 1, Arc::clone(&clock));
-        actor.newest_seen = newest_seen;
+        let (handle, steps) = plan.thread.clone();
+        let (state, start) = (states[handle].clone(), Arc::clone(&start));
+        let mut actor = actor(plan.tasks.len() + 1, handle);
         let runtime = runtime.handle().clone();
         std::thread::spawn(move || {
             runtime.block_on(start.wait());
@@ -860,55 +1326,354 @@ impl fmt::Display for Printed<'_> {
         for c in ops {
             writeln!(
                 f,
-                "  [{:>3} .. {:>3}] actor {}: {:?} -> {:?}",
-                c.invoked, c.returned, c.actor, c.op, c.ret
+                "  [{:>3} .. {:>3}] actor {} on handle {}: {:?} -> {:?}",
+                c.invoked, c.returned, c.actor, c.handle, c.op, c.ret
             )?;
         }
         Ok(())
     }
 }
 
-/// Feed `history` to the linearizability tester in real-time order.
+/// One invocation or return, as a tester is fed it.
+struct Event<'a> {
+    ticket: u64,
+    is_return: bool,
+    thread: usize,
+    call: Call,
+    completed: &'a Completed,
+}
+
+/// Every operation of `history` on its actor's thread, with its tickets.
+fn whole(history: &[Completed]) -> Vec<Event<'_>> {
+    let mut events: Vec<Event<'_>> = history
+        .iter()
+        .flat_map(|c| {
+            let call = Call {
+                handle: c.handle,
+                foreign: false,
+                op: c.op.clone(),
+            };
+            [(c.invoked, false), (c.returned, true)].map(|(ticket, is_return)| Event {
+                ticket,
+                is_return,
+                thread: c.actor,
+                call: call.clone(),
+                completed: c,
+            })
+        })
+        .collect();
+    events.sort_by_key(|e| e.ticket);
+    events
+}
+
+/// What `handle` must agree with: its own operations with their tickets,
+/// and every write of the other handle that can have committed (or read
+/// etcd: a `delete` that found nothing, a lost compare) from its
+/// invocation on, each on a thread of its own, returning after everything
+/// else. The other handle's reads and answers from its own snapshot (the
+/// empty `update`, a refused rollback) are left out: they say nothing
+/// about this handle.
+fn per_handle(history: &[Completed], handle: usize) -> Vec<Event<'_>> {
+    let mut events = whole(history);
+    events.retain(|e| e.call.handle == handle);
+    let foreign = history.iter().enumerate().filter(|(_, c)| {
+        c.handle != handle
+            && c.op.is_write()
+            && !matches!(&c.op, Op::Update(items) if items.is_empty())
+            && !matches!(c.ret, Ret::RolledBack(Err(_)))
+    });
+    for (i, c) in foreign {
+        let call = Call {
+            handle: c.handle,
+            foreign: true,
+            op: c.op.clone(),
+        };
+        let thread = history.len() + i + 1000;
+        events.push(Event {
+            ticket: c.invoked,
+            is_return: false,
+            thread,
+            call: call.clone(),
+            completed: c,
+        });
+        events.push(Event {
+            ticket: u64::MAX,
+            is_return: true,
+            thread,
+            call,
+            completed: c,
+        });
+    }
+    events.sort_by_key(|e| e.ticket);
+    events
+}
+
+/// Feed `events` to the tester `new` makes.
+fn consistent<T: ConsistencyTester<usize, Model>>(
+    new: &impl Fn() -> T,
+    events: &[Event<'_>],
+) -> Result<bool, String> {
+    let mut tester = new();
+    for e in events {
+        if e.is_return {
+            tester.on_return(e.thread, e.completed.ret.clone())
+        } else {
+            tester.on_invoke(e.thread, e.call.clone())
+        }
+        .map_err(|e| format!("malformed history: {e}"))?;
+    }
+    Ok(tester.is_consistent())
+}
+
+/// Check `events` with the tester `new` makes (`property` names it).
 ///
 /// On a violation, also names the return after which no order can work any
-/// more: linearizability is prefix-closed, so the shortest failing prefix
+/// more: both properties are prefix-closed, so the shortest failing prefix
 /// of the event sequence points at the operation to look at first.
-fn check(history: &[Completed], max_history: usize) -> Result<(), String> {
-    let mut events: Vec<(u64, bool, &Completed)> = history
-        .iter()
-        .flat_map(|c| [(c.invoked, false, c), (c.returned, true, c)])
-        .collect();
-    events.sort_by_key(|(ticket, ..)| *ticket);
-    let consistent = |events: &[(u64, bool, &Completed)]| -> Result<bool, String> {
-        let mut tester = LinearizabilityTester::new(Model::new(max_history));
-        for (_, is_return, c) in events {
-            if *is_return {
-                tester.on_return(c.actor, c.ret.clone())
-            } else {
-                tester.on_invoke(c.actor, c.op.clone())
-            }
-            .map_err(|e| format!("malformed history: {e}"))?;
-        }
-        Ok(tester.is_consistent())
-    };
-    if consistent(&events)? {
+fn check_with<T: ConsistencyTester<usize, Model>>(
+    property: &str,
+    events: &[Event<'_>],
+    new: impl Fn() -> T,
+) -> Result<(), String> {
+    if consistent(&new, events)? {
         return Ok(());
     }
     let first_bad = (0..events.len())
-        .filter(|&end| events[end].1)
-        .find(|&end| !consistent(&events[..=end]).unwrap_or(false))
+        .filter(|&end| events[end].is_return)
+        .find(|&end| !consistent(&new, &events[..=end]).unwrap_or(false))
         .map_or_else(String::new, |end| {
-            let (ticket, _, c) = events[end];
+            let e = &events[end];
+            let c = e.completed;
             format!(
-                "; it stops being linearizable when actor {} returns at ticket {ticket}: \
+                "; it stops being {property} when actor {} (handle {}) returns at ticket {}: \
                  {:?} -> {:?}",
-                c.actor, c.op, c.ret
+                c.actor, c.handle, c.returned, c.op, c.ret
             )
         });
     Err(format!(
-        "no sequential order of these operations, respecting real time, matches the \
-         specification{first_bad}"
+        "no sequential order of these operations matches the specification and the \
+         order {property} requires{first_bad}"
     ))
+}
+
+/// Whether `history` (one handle, in memory) is linearizable.
+fn check(history: &[Completed], max_history: usize) -> Result<(), String> {
+    check_with("linearizable", &whole(history), || {
+        LinearizabilityTester::new(Model::new(max_history, Numbering::Dense))
+    })
+}
+
+/// How far a search got: the operations placed of each thread, and the
+/// handle and operation of each commit.
+type Placed = (Vec<usize>, Vec<(usize, &'static str)>);
+
+/// The search for an order of an etcd history's operations: the one
+/// stateright's testers do (try each actor's next operation, depth first),
+/// with real-time order optional, memoized on what was placed so far.
+/// Their search revisits the same placements along every interleaving that
+/// reaches them, which is exponential in the number of actors once there is
+/// no real time to prune it (the whole history, or the other handle's writes,
+/// which may take effect any time after their invocation); with the log
+/// pinning every commit, the model's state is the log position plus which
+/// operation made each commit, so a failed placement need only be tried once.
+struct Search<'a> {
+    /// Each thread's operations, in its order.
+    threads: Vec<Vec<&'a Event<'a>>>,
+    /// For each operation (by thread and index): how many operations of
+    /// each thread returned before it was invoked.
+    after: Vec<Vec<Vec<usize>>>,
+    /// Placements known to lead nowhere: how many operations of each
+    /// thread were placed, and which handle and operation made each commit.
+    failed: std::collections::HashSet<Placed>,
+    /// The most operations placed in one order, and that order.
+    best: Vec<&'a Event<'a>>,
+}
+
+impl<'a> Search<'a> {
+    /// `invocations` are the events of the operations to place (each with
+    /// its `returned` ticket, `u64::MAX` for none).
+    fn new(invocations: Vec<(&'a Event<'a>, u64)>, real_time: bool) -> Self {
+        let mut by_thread: BTreeMap<usize, Vec<(&'a Event<'a>, u64)>> = BTreeMap::new();
+        for (event, returned) in invocations {
+            by_thread
+                .entry(event.thread)
+                .or_default()
+                .push((event, returned));
+        }
+        let threads: Vec<Vec<(&Event<'_>, u64)>> = by_thread.into_values().collect();
+        let after = threads
+            .iter()
+            .map(|ops| {
+                ops.iter()
+                    .map(|(op, _)| {
+                        threads
+                            .iter()
+                            .map(|other| match real_time {
+                                true => other.iter().filter(|(_, r)| *r < op.ticket).count(),
+                                false => 0,
+                            })
+                            .collect()
+                    })
+                    .collect()
+            })
+            .collect();
+        Self {
+            threads: threads
+                .into_iter()
+                .map(|ops| ops.into_iter().map(|(op, _)| op).collect())
+                .collect(),
+            after,
+            failed: Default::default(),
+            best: Vec::new(),
+        }
+    }
+
+    fn run(&mut self, model: &Model) -> bool {
+        let mut placed = vec![0; self.threads.len()];
+        let mut order = Vec::new();
+        self.place(model, &mut placed, &mut order)
+    }
+
+    fn place(
+        &mut self,
+        model: &Model,
+        placed: &mut Vec<usize>,
+        order: &mut Vec<&'a Event<'a>>,
+    ) -> bool {
+        if order.len() > self.best.len() {
+            self.best = order.clone();
+        }
+        if placed
+            .iter()
+            .zip(&self.threads)
+            .all(|(n, ops)| *n == ops.len())
+        {
+            return true;
+        }
+        let commits = model
+            .commits
+            .iter()
+            .map(|c| (c.handle, c.operation))
+            .collect();
+        let key = (placed.clone(), commits);
+        if self.failed.contains(&key) {
+            return false;
+        }
+        for thread in 0..self.threads.len() {
+            let Some(&event) = self.threads[thread].get(placed[thread]) else {
+                continue;
+            };
+            let ready = self.after[thread][placed[thread]]
+                .iter()
+                .zip(placed.iter())
+                .all(|(needed, done)| done >= needed);
+            let mut next = model.clone();
+            if !ready || !next.is_valid_step(&event.call, &event.completed.ret) {
+                continue;
+            }
+            placed[thread] += 1;
+            order.push(event);
+            if self.place(&next, placed, order) {
+                return true;
+            }
+            order.pop();
+            placed[thread] -= 1;
+        }
+        self.failed.insert(key);
+        false
+    }
+}
+
+/// Whether `events` (of an etcd history) have an order the model accepts,
+/// respecting real time if `real_time` (linearizability) or only each
+/// actor's order (sequential consistency). On failure, says how far the
+/// longest order got.
+fn search(events: &[Event<'_>], model: &Model, real_time: bool) -> Result<(), String> {
+    let returned: BTreeMap<usize, Vec<u64>> =
+        events
+            .iter()
+            .filter(|e| e.is_return)
+            .fold(BTreeMap::new(), |mut by_thread, e| {
+                by_thread.entry(e.thread).or_default().push(e.ticket);
+                by_thread
+            });
+    let mut seen: BTreeMap<usize, usize> = BTreeMap::new();
+    let invocations = events
+        .iter()
+        .filter(|e| !e.is_return)
+        .map(|e| {
+            let n = seen.entry(e.thread).or_default();
+            *n += 1;
+            (e, returned[&e.thread][*n - 1])
+        })
+        .collect();
+    let mut search = Search::new(invocations, real_time);
+    if search.run(model) {
+        return Ok(());
+    }
+    // Where the longest order got stuck: each actor's next operation.
+    let mut at = model.clone();
+    let mut placed = vec![0; search.threads.len()];
+    for e in &search.best {
+        let thread = search
+            .threads
+            .iter()
+            .position(|ops| ops.first().is_some_and(|op| op.thread == e.thread))
+            .expect("placed from some thread");
+        placed[thread] += 1;
+        assert!(
+            at.is_valid_step(&e.call, &e.completed.ret),
+            "replaying the order"
+        );
+    }
+    let stuck: Vec<String> = (0..search.threads.len())
+        .filter_map(|thread| {
+            let e = search.threads[thread].get(placed[thread])?;
+            let ready = search.after[thread][placed[thread]]
+                .iter()
+                .zip(&placed)
+                .all(|(needed, done)| done >= needed);
+            let why = match ready {
+                false => "waits for an operation that returned before it began",
+                true if at.clone().is_valid_step(&e.call, &e.completed.ret) => "fits",
+                true => "does not fit the model",
+            };
+            let c = e.completed;
+            Some(format!("actor {} {:?} -> {:?} {why}", c.actor, c.op, c.ret))
+        })
+        .collect();
+    let longest: Vec<String> = search
+        .best
+        .iter()
+        .map(|e| {
+            let c = e.completed;
+            format!("actor {} {:?} -> {:?}", c.actor, c.op, c.ret)
+        })
+        .collect();
+    Err(format!(
+        "no order of these operations matches the specification and the order {} requires; \
+         the longest order that does places {} of {} operations: {}; then {}",
+        if real_time {
+            "linearizability"
+        } else {
+            "sequential consistency"
+        },
+        longest.len(),
+        search.threads.iter().map(Vec::len).sum::<usize>(),
+        longest.join(", "),
+        stuck.join("; ")
+    ))
+}
+
+/// Check one history: each handle's view is linearizable, and the
+/// whole history is sequentially consistent.
+fn check_two_handles(history: &[Completed], log: &Arc<Log>) -> Result<(), String> {
+    let model = Model::new(MAX_HISTORY, Numbering::Log(Arc::clone(log)));
+    for handle in 0..2 {
+        search(&per_handle(history, handle), &model, true)
+            .map_err(|why| format!("handle {handle}'s view: {why}"))?;
+    }
+    search(&whole(history), &model, false).map_err(|why| format!("the whole history: {why}"))
 }
 
 fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
@@ -918,6 +1683,20 @@ fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
             .unwrap_or_else(|_| panic!("{name}={text:?} is not a valid number")),
         Err(_) => default,
     }
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("a runtime")
+}
+
+fn clock_seed() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
 }
 
 /// Record and check `histories` random histories, each on a fresh state
@@ -930,11 +1709,7 @@ fn check_backend(
     seed: u64,
     build: impl Fn() -> ThreadSafeState<u64>,
 ) {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("a runtime");
+    let runtime = runtime();
     let mut rng = Rng(seed);
     let started = Instant::now();
     let mut operations = 0;
@@ -944,7 +1719,7 @@ fn check_backend(
             let _entered = runtime.enter();
             build()
         };
-        let history = record(&runtime, state, &plan);
+        let history = record(&runtime, &[state], &plan, |_| Targets::Dense);
         operations += history.len();
         if let Err(why) = check(&history, max_history) {
             panic!(
@@ -967,10 +1742,7 @@ fn check_backend(
 #[test]
 fn every_read_api_is_linearizable() {
     let histories = env_or("LINEARIZABILITY_HISTORIES", DEFAULT_HISTORIES);
-    let clock_seed = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as u64);
-    let seed = env_or("LINEARIZABILITY_SEED", clock_seed);
+    let seed = env_or("LINEARIZABILITY_SEED", clock_seed());
     check_backend("in-memory", MAX_HISTORY, histories, seed, || {
         ThreadSafeState::builder().max_history(MAX_HISTORY).build()
     });
@@ -983,6 +1755,7 @@ fn every_read_api_is_linearizable() {
 fn the_checker_rejects_a_read_from_the_future() {
     let op = |actor, ticket, op, ret| Completed {
         actor,
+        handle: 0,
         invoked: ticket,
         returned: ticket + 1,
         op,
@@ -997,4 +1770,211 @@ fn the_checker_rejects_a_read_from_the_future() {
     let mut overlapping = [set, seen, stale];
     overlapping[0].returned = 10; // the set is still running: still too late
     assert!(check(&overlapping, 8).is_err());
+}
+
+/// The etcd backend, with the actors split across two handles (see the
+/// module docs).
+#[cfg(feature = "etcd")]
+mod on_etcd {
+    use super::*;
+
+    use etcd_client::{Client, EventType, WatchOptions};
+
+    /// Histories per run unless `LINEARIZABILITY_ETCD_HISTORIES` says
+    /// otherwise.
+    const DEFAULT_ETCD_HISTORIES: usize = 400;
+
+    /// The server's endpoint, or `None` (skip) when it is not given
+    /// outside CI, as in `tests/etcd.rs`.
+    fn endpoint(test: &str) -> Option<String> {
+        match std::env::var("TSS_ETCD_ENDPOINT") {
+            Ok(endpoint) if !endpoint.is_empty() => Some(endpoint),
+            _ if std::env::var("CI").is_ok_and(|value| value == "true") => {
+                panic!("TSS_ETCD_ENDPOINT is not set: CI must run the etcd tests against a server")
+            }
+            _ => {
+                eprintln!("skipping {test}: set TSS_ETCD_ENDPOINT=http://127.0.0.1:PORT to run it");
+                None
+            }
+        }
+    }
+
+    async fn connect(endpoint: &str, prefix: &str) -> ThreadSafeState<u64> {
+        ThreadSafeState::builder()
+            .max_history(MAX_HISTORY)
+            .etcd([endpoint], prefix)
+            .connect()
+            .await
+            .expect("connect to etcd")
+    }
+
+    /// Every revision under `root` from `from` on, read with a watch of
+    /// this test's own client (not the crate's mirror): put a marker under
+    /// `root`, then take events until it shows. Keys are returned without
+    /// `prefix`.
+    async fn log_of(client: &mut Client, root: &str, prefix: &str, from: u64) -> Vec<Revision> {
+        let end = format!("{root}end");
+        client
+            .put(end.as_bytes(), "", None)
+            .await
+            .expect("put the end marker");
+        let start = i64::try_from(from).expect("a revision");
+        let options = WatchOptions::new().with_prefix().with_start_revision(start);
+        let mut stream = client
+            .watch(root.as_bytes(), Some(options))
+            .await
+            .expect("watch the history's prefix");
+        let mut revisions: Vec<Revision> = Vec::new();
+        loop {
+            let response = tokio::time::timeout(Duration::from_secs(10), stream.message())
+                .await
+                .expect("etcd sends the history's events")
+                .expect("a watch response")
+                .expect("the watch stays open");
+            for event in response.events() {
+                let kv = event.kv().expect("an event names its key");
+                if kv.key() == end.as_bytes() {
+                    return revisions;
+                }
+                let key = std::str::from_utf8(kv.key())
+                    .ok()
+                    .and_then(|key| key.strip_prefix(prefix))
+                    .expect("only the state's keys are under the root")
+                    .to_owned();
+                let value = match event.event_type() {
+                    EventType::Put => Some(serde_json::from_slice(kv.value()).expect("a u64")),
+                    EventType::Delete => None,
+                };
+                let at = u64::try_from(kv.mod_revision()).expect("a revision");
+                match revisions.last_mut() {
+                    Some((revision, changes)) if *revision == at => changes.push((key, value)),
+                    _ => revisions.push((at, vec![(key, value)])),
+                }
+            }
+        }
+    }
+
+    /// The versions the plan's targets name: the newer first version of
+    /// the two handles, then the setup's two writes.
+    fn targets(bases: [u64; 2], setup: &[Completed]) -> Targets {
+        let version = |i: usize| match setup[i].ret {
+            Ret::Version(v) => v,
+            ref other => panic!("the setup write {i} failed: {other:?}"),
+        };
+        Targets::Sparse([bases[0].max(bases[1]), version(0), version(1)])
+    }
+
+    #[test]
+    fn every_read_api_on_two_etcd_handles() {
+        let test = "every_read_api_on_two_etcd_handles";
+        let Some(endpoint) = endpoint(test) else {
+            return;
+        };
+        let histories = env_or("LINEARIZABILITY_ETCD_HISTORIES", DEFAULT_ETCD_HISTORIES);
+        let seed = env_or("LINEARIZABILITY_SEED", clock_seed());
+        let runtime = runtime();
+        let mut client = runtime
+            .block_on(Client::connect([&endpoint], None))
+            .expect("connect this test's own etcd client");
+        let run = format!(
+            "tss-test/linearizability/{}-{}/",
+            std::process::id(),
+            clock_seed()
+        );
+        let mut rng = Rng(seed);
+        let started = Instant::now();
+        let mut operations = 0;
+        for index in 0..histories {
+            let plan = Plan::two_handles(&mut rng);
+            let root = format!("{run}{index}/");
+            let prefix = format!("{root}s/");
+            let states = runtime.block_on(async {
+                [
+                    connect(&endpoint, &prefix).await,
+                    connect(&endpoint, &prefix).await,
+                ]
+            });
+            let bases = [states[0].version().get(), states[1].version().get()];
+            let history = record(&runtime, &states, &plan, |setup| targets(bases, setup));
+            drop(states);
+            operations += history.len();
+            let from = bases[0].min(bases[1]) + 1;
+            let revisions = runtime.block_on(log_of(&mut client, &root, &prefix, from));
+            let log = Arc::new(Log {
+                bases: bases.to_vec(),
+                revisions,
+            });
+            if let Err(why) = check_two_handles(&history, &log) {
+                panic!(
+                    "etcd: history {index} of {histories} (LINEARIZABILITY_SEED={seed}, prefix \
+                     {prefix:?}) fails: {why}.\nHandles' first versions {bases:?}; etcd's \
+                     revisions under the prefix: {:?}.\nActor 0 is the setup, actors 1-3 writer \
+                     tasks, 4 and 5 the readers, 6 the plain thread; tickets are in real-time \
+                     order.\n{}",
+                    log.revisions,
+                    Printed(&history)
+                );
+            }
+        }
+        println!(
+            "etcd, two handles: {histories} histories, {operations} operations, every handle's \
+             view linearizable and the whole sequentially consistent, in {:.1?}",
+            started.elapsed()
+        );
+    }
+}
+
+/// The etcd checks themselves, on a log written by hand (no server
+/// needed): a handle may lag behind the other's acknowledged write, but
+/// not behind its own, and not behind what a lost compare reported.
+#[test]
+fn the_etcd_checks_allow_lag_but_not_stale_own_reads() {
+    let op = |actor, handle, ticket, op, ret| Completed {
+        actor,
+        handle,
+        invoked: ticket,
+        returned: ticket + 1,
+        op,
+        ret,
+    };
+    let log = Arc::new(Log {
+        bases: vec![10, 11],
+        revisions: vec![
+            (12, vec![("a".to_owned(), Some(1))]),
+            (14, vec![("a".to_owned(), Some(2))]),
+        ],
+    });
+    let ours = op(1, 0, 0, Op::Set("a", 1), Ret::Version(12));
+    let theirs = op(2, 1, 2, Op::Set("a", 2), Ret::Version(14));
+    // Handle 0 has not caught up with handle 1's acknowledged write: fine.
+    let lagging = op(3, 0, 4, Op::Get("a"), Ret::Value(Some(1)));
+    assert_eq!(
+        check_two_handles(&[ours.clone(), theirs.clone(), lagging.clone()], &log),
+        Ok(())
+    );
+    // Handle 1 behind its own write: not linearizable for handle 1.
+    let stale = op(2, 1, 6, Op::Get("a"), Ret::Value(Some(1)));
+    let error = check_two_handles(&[ours.clone(), theirs.clone(), stale], &log).unwrap_err();
+    assert!(error.starts_with("handle 1's view"), "{error}");
+    // A lost compare on handle 0 saw revision 14; the same actor's read
+    // after it must too.
+    let lost = op(
+        3,
+        0,
+        4,
+        Op::Modify("a", 9),
+        Ret::Conflicted {
+            key: "a".to_owned(),
+            expected: Some(12),
+            found: Some(14),
+        },
+    );
+    let after = op(3, 0, 6, Op::Version, Ret::Version(14));
+    assert_eq!(
+        check_two_handles(&[ours.clone(), theirs.clone(), lost.clone(), after], &log),
+        Ok(())
+    );
+    let behind = op(3, 0, 6, Op::Version, Ret::Version(12));
+    let error = check_two_handles(&[ours, theirs, lost, behind], &log).unwrap_err();
+    assert!(error.starts_with("handle 0's view"), "{error}");
 }
