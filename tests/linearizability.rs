@@ -1836,6 +1836,16 @@ mod on_etcd {
                 if kv.key() == end.as_bytes() {
                     return revisions;
                 }
+                // The crate's progress marker (prefix + 0xff + ...): a
+                // revision of a request that changed nothing, not a commit.
+                if kv
+                    .key()
+                    .strip_prefix(prefix.as_bytes())
+                    .and_then(|rest| rest.first())
+                    == Some(&0xff)
+                {
+                    continue;
+                }
                 let key = std::str::from_utf8(kv.key())
                     .ok()
                     .and_then(|key| key.strip_prefix(prefix))

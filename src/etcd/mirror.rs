@@ -38,8 +38,12 @@ pub(crate) struct Decoded<V> {
 pub(crate) enum Mirrored<V> {
     /// The changes of consecutive revisions, oldest first, each revision
     /// once (etcd never splits a revision across watch responses unless
-    /// asked to fragment, which the mirror does not).
-    Revisions(Vec<(Version, Vec<Decoded<V>>)>),
+    /// asked to fragment, which the mirror does not); and the newest
+    /// revision seen, which may be the progress marker's alone.
+    Revisions {
+        revisions: Vec<(Version, Vec<Decoded<V>>)>,
+        through: Version,
+    },
     /// The whole prefix at `revision`: after a compaction or a cancelled
     /// watch, the writer commits the differences from its state.
     Resync {
@@ -52,6 +56,8 @@ pub(crate) enum Mirrored<V> {
 pub(crate) struct Mirror {
     pub(crate) client: Client,
     pub(crate) prefix: String,
+    /// The progress marker's key (see [`super::marker`]).
+    pub(crate) marker: Vec<u8>,
     pub(crate) request_timeout: Duration,
 }
 
@@ -92,6 +98,7 @@ impl Mirror {
         let entries = response
             .take_kvs()
             .iter()
+            .filter(|kv| kv.key() != self.marker.as_slice())
             .filter_map(|kv| self.decode_put(kv))
             .collect();
         Ok((revision_version(revision), entries))
@@ -227,9 +234,14 @@ impl Mirror {
             }
             let revision = response.header().map_or(0, |header| header.revision());
             let mut revisions: Vec<(Version, Vec<Decoded<V>>)> = Vec::new();
+            let mut through = None;
             for event in response.events() {
                 let Some(kv) = event.kv() else { continue };
                 let at = revision_version(kv.mod_revision());
+                through = Some(at);
+                if kv.key() == self.marker.as_slice() {
+                    continue;
+                }
                 let decoded = match event.event_type() {
                     EventType::Put => match self.decode_put(kv) {
                         Some(decoded) => decoded,
@@ -259,10 +271,10 @@ impl Mirror {
                     _ => revisions.push((at, vec![decoded])),
                 }
             }
-            if let Some((last, _)) = revisions.last() {
-                *next = (*next).max(last.next());
+            if let Some(through) = through {
+                *next = (*next).max(through.next());
                 if to_writer
-                    .send(Mirrored::Revisions(revisions))
+                    .send(Mirrored::Revisions { revisions, through })
                     .await
                     .is_err()
                 {

@@ -7,6 +7,7 @@
 //! - this file: [`EtcdBuilder`] and [`EtcdError`].
 
 pub(crate) mod lease;
+pub(crate) mod marker;
 pub(crate) mod mirror;
 pub(crate) mod run;
 pub(crate) mod txn;
@@ -69,9 +70,16 @@ const MIRROR_CAPACITY: usize = 1024;
 ///   `snapshot_at(v)` for a `v` between two commits is the state at the
 ///   newer commit at or before `v`. The history window is the last
 ///   `max_history` commits this handle has mirrored.
-/// - **Each write is one etcd txn**, so each command has its own revision,
-///   and a write **resolves only after the mirror has published its
-///   revision**: read-your-writes, as in memory.
+/// - **Each write is one etcd request**, so each command has its own
+///   revision, and a write **resolves only after the mirror has published
+///   its revision**: read-your-writes, as in memory. A write that changes
+///   nothing or fails its compare resolves once the mirror has passed the
+///   revision etcd decided it at, so a read after the answer shows what
+///   the answer was based on (the key already gone, the write that won).
+///   For that such a request puts the progress marker, the etcd key
+///   `prefix + 0xff + "tss-progress"`: it is not a key of the state (no
+///   UTF-8 key contains the byte 0xff), and `clear`, `retain` and
+///   transactions leave it alone, but it costs a revision.
 /// - On a compacted or cancelled watch the mirror lists the prefix again
 ///   and commits the differences as one version (no gap, no duplicate);
 ///   on connection errors it retries with backoff while reads keep
@@ -333,6 +341,7 @@ where
         .map_err(|error| connect_error(Cause::new(error)))?;
         let mirror = Mirror {
             client: client.clone(),
+            marker: marker::key(&self.prefix),
             prefix: self.prefix.clone(),
             request_timeout: self.request_timeout,
         };

@@ -70,10 +70,22 @@ impl<V> Drop for EtcdTarget<V> {
     }
 }
 
-/// A caller waiting for its txn's revision to be published.
+/// A caller waiting for the mirror to pass the revision its request was
+/// decided at.
 struct Waiting {
     caller: oneshot::Sender<Reply>,
     sent_at: Instant,
+    answer: Answer,
+}
+
+/// What a waiting caller is answered.
+enum Answer {
+    /// Its write, committed at the revision it waits for.
+    Wrote,
+    /// Nothing changed: the state's version once the mirror has passed.
+    Unchanged,
+    /// A conflict, answered once the write that won is visible.
+    Failed(StateError),
 }
 
 /// A finished txn.
@@ -84,6 +96,8 @@ struct Finished {
     sent_at: Instant,
     operation: Operation,
     changed_by: Option<Arc<str>>,
+    /// The revision etcd decided the request at, if it answered.
+    decided: Option<Version>,
     outcome: Result<Option<Version>, StateError>,
 }
 
@@ -95,8 +109,10 @@ where
 {
     let mut writer = writer;
     let mut in_flight: JoinSet<Finished> = JoinSet::new();
-    // Callers by the revision they wait for.
+    // Callers by the revision they wait for, and the newest revision the
+    // mirror has passed (committed, or seen as the progress marker's).
     let mut waiting: BTreeMap<Version, Vec<Waiting>> = BTreeMap::new();
+    let mut passed = writer.committer.newest();
     // What this handle wrote at a revision, for the commit's record.
     let mut ours: HashMap<Version, (Operation, Option<Arc<str>>)> = HashMap::new();
     let mut batch = Vec::with_capacity(MAX_BATCH);
@@ -128,12 +144,11 @@ where
                 break;
             }
             let (_, message) = held.pop_front().expect("just seen");
-            mirror(&mut writer.committer, message, &mut ours);
+            passed = passed.max(mirror(&mut writer.committer, message, &mut ours));
             applied = true;
         }
         if applied {
-            let published = writer.committer.newest();
-            release(&mut writer.committer, &mut waiting, published);
+            release(&mut writer.committer, &mut waiting, passed);
             writer.committer.finish_batch(Instant::now());
         }
         // Start the queued commands, in order, up to the first that reads
@@ -175,7 +190,7 @@ where
                 match joined {
                     Ok((id, finished)) => {
                         outstanding.remove(&tasks.remove(&id).unwrap_or(finished.sequence));
-                        finish(&mut writer.committer, finished, &mut waiting, &mut ours);
+                        finish(&mut writer.committer, finished, passed, &mut waiting, &mut ours);
                     }
                     // A txn task that panicked (a bug): its caller hears
                     // `Closed` from the dropped reply; the mirror must not
@@ -263,7 +278,10 @@ fn start<V: Serialize + Send + Sync + 'static>(
     let task = in_flight.spawn(async move {
         let operation = plan.operation;
         let keys = matches!(plan.expect, Expect::Keys { .. });
-        let outcome = send(kv, leases, plan, lease, timeout).await;
+        let (decided, outcome) = match send(kv, leases, plan, lease, timeout).await {
+            Ok((decided, outcome)) => (Some(decided), outcome),
+            Err(error) => (None, Err(error)),
+        };
         let outcome = match (outcome, keys) {
             // The conflict of a transaction may name a full etcd key.
             (
@@ -291,6 +309,7 @@ fn start<V: Serialize + Send + Sync + 'static>(
             sent_at,
             operation,
             changed_by,
+            decided,
             outcome,
         }
     });
@@ -298,21 +317,23 @@ fn start<V: Serialize + Send + Sync + 'static>(
 }
 
 /// Send one planned request (its puts carry `lease`, the handle's) and
-/// read the answer: the revision it wrote, `None` if it changed nothing,
-/// or why it failed.
+/// read the answer: the revision etcd decided it at (every request makes
+/// one, see [`super::marker`]) and the revision it wrote, `None` if it
+/// changed nothing; or why it failed.
 async fn send(
     mut kv: KvClient,
     leases: Option<LeaseClient>,
     plan: Plan,
     lease: Option<i64>,
     timeout: Duration,
-) -> Result<Option<Version>, StateError> {
+) -> Result<(Version, Result<Option<Version>, StateError>), StateError> {
     match plan.request {
         Request::Txn(txn) => {
             let response = within(timeout, kv.txn(txn))
                 .await?
                 .map_err(|error| failed(error, lease))?;
-            txn::outcome(&plan.expect, &response)
+            let decided = revision_version(response.header().map_or(0, |h| h.revision()));
+            Ok((decided, txn::outcome(&plan.expect, plan.marked, &response)))
         }
         Request::Put {
             key,
@@ -333,16 +354,8 @@ async fn send(
             let response = within(timeout, kv.put(key, value, options))
                 .await?
                 .map_err(|error| failed(error, lease))?;
-            Ok(Some(revision_version(
-                response.header().map_or(0, |h| h.revision()),
-            )))
-        }
-        Request::Delete { key } => {
-            let response = within(timeout, kv.delete(key, None))
-                .await?
-                .map_err(|error| failed(error, None))?;
-            let revision = revision_version(response.header().map_or(0, |h| h.revision()));
-            Ok((response.deleted() > 0).then_some(revision))
+            let wrote = revision_version(response.header().map_or(0, |h| h.revision()));
+            Ok((wrote, Ok(Some(wrote))))
         }
     }
 }
@@ -398,45 +411,72 @@ pub(crate) fn failed(error: etcd_client::Error, lease: Option<i64>) -> StateErro
     }
 }
 
-/// A txn came back: answer now, or wait for the mirror.
+/// A request came back: answer now, or wait until the mirror has passed
+/// the revision it was decided at (`passed` is how far it has got). A
+/// write waits for its own revision; a request that changed nothing or
+/// conflicted waits too, so that a read after its answer shows the state
+/// etcd decided it on (the key already gone, the write that won).
 fn finish<V>(
     committer: &mut Committer<V>,
     finished: Finished,
+    passed: Version,
     waiting: &mut BTreeMap<Version, Vec<Waiting>>,
     ours: &mut HashMap<Version, (Operation, Option<Arc<str>>)>,
 ) {
-    let published = committer.newest();
-    match finished.outcome {
-        Ok(Some(revision)) if revision > published => {
-            ours.insert(revision, (finished.operation, finished.changed_by));
-            waiting.entry(revision).or_default().push(Waiting {
-                caller: finished.caller,
-                sent_at: finished.sent_at,
-            });
+    let (revision, answer) = match (finished.outcome, finished.decided) {
+        (Ok(Some(revision)), _) => {
+            if revision > passed {
+                ours.insert(revision, (finished.operation, finished.changed_by));
+            }
+            (revision, Answer::Wrote)
         }
-        Ok(revision) => {
-            let reply = Ok(Applied {
-                version: revision.unwrap_or(published),
-                committed: revision.is_some(),
-            });
-            committer.answer_after_publish(finished.caller, reply, finished.sent_at);
-            committer.finish_batch(Instant::now());
+        (Ok(None), Some(decided)) => (decided, Answer::Unchanged),
+        (Err(conflict @ StateError::Conflict { .. }), Some(decided)) => {
+            (decided, Answer::Failed(conflict))
         }
-        Err(error) => {
-            committer.answer_after_publish(finished.caller, Err(error), finished.sent_at);
-            committer.finish_batch(Instant::now());
-        }
+        // Not decided by etcd (a timeout, a rejection): nothing to see.
+        (Ok(None), None) => (Version::INITIAL, Answer::Unchanged),
+        (Err(error), _) => (Version::INITIAL, Answer::Failed(error)),
+    };
+    let waiter = Waiting {
+        caller: finished.caller,
+        sent_at: finished.sent_at,
+        answer,
+    };
+    if revision > passed {
+        waiting.entry(revision).or_default().push(waiter);
+    } else {
+        reply(committer, waiter, revision);
+        committer.finish_batch(Instant::now());
     }
 }
 
-/// Commit what the mirror sent (not yet published).
+/// Queue `waiter`'s reply (its request decided at `revision`); the next
+/// `finish_batch` sends it.
+fn reply<V>(committer: &mut Committer<V>, waiter: Waiting, revision: Version) {
+    let reply = match waiter.answer {
+        Answer::Wrote => Ok(Applied {
+            version: revision,
+            committed: true,
+        }),
+        Answer::Unchanged => Ok(Applied {
+            version: committer.newest(),
+            committed: false,
+        }),
+        Answer::Failed(error) => Err(error),
+    };
+    committer.answer_after_publish(waiter.caller, reply, waiter.sent_at);
+}
+
+/// Commit what the mirror sent (not yet published); how far it has
+/// passed.
 fn mirror<V>(
     committer: &mut Committer<V>,
     message: Mirrored<V>,
     ours: &mut HashMap<Version, (Operation, Option<Arc<str>>)>,
-) {
-    match message {
-        Mirrored::Revisions(revisions) => {
+) -> Version {
+    let through = match message {
+        Mirrored::Revisions { revisions, through } => {
             for (revision, changes) in revisions {
                 if revision <= committer.newest() {
                     // Already covered by a relist.
@@ -453,10 +493,11 @@ fn mirror<V>(
                     false,
                 );
             }
+            through
         }
         Mirrored::Resync { revision, entries } => {
             if revision <= committer.newest() {
-                return;
+                return revision;
             }
             let current = committer.current();
             let mut changes: Vec<RemoteChange<V>> = Vec::new();
@@ -487,12 +528,14 @@ fn mirror<V>(
             // the listing's revision: a caller waiting for a revision the
             // relist covers is answered with the state at or after it.
             committer.apply_remote(revision, Operation::External, None, changes, true);
+            revision
         }
-    }
+    };
     // Revisions this handle wrote that the mirror has passed are recorded
     // (or were folded into a relist): forget them.
     let newest = committer.newest();
     ours.retain(|revision, _| *revision > newest);
+    through.max(newest)
 }
 
 fn remote<V>(decoded: Decoded<V>) -> RemoteChange<V> {
@@ -504,22 +547,18 @@ fn remote<V>(decoded: Decoded<V>) -> RemoteChange<V> {
     }
 }
 
-/// Queue the replies of every caller whose revision is now covered; the
-/// group's `finish_batch` publishes, then sends them.
+/// Queue the replies of every caller whose revision the mirror has now
+/// passed; the group's `finish_batch` publishes, then sends them.
 fn release<V>(
     committer: &mut Committer<V>,
     waiting: &mut BTreeMap<Version, Vec<Waiting>>,
-    published: Version,
+    passed: Version,
 ) {
-    let newer = waiting.split_off(&published.next());
+    let newer = waiting.split_off(&passed.next());
     let covered = std::mem::replace(waiting, newer);
     for (revision, callers) in covered {
         for waiter in callers {
-            let reply = Ok(Applied {
-                version: revision,
-                committed: true,
-            });
-            committer.answer_after_publish(waiter.caller, reply, waiter.sent_at);
+            reply(committer, waiter, revision);
         }
     }
 }

@@ -23,6 +23,7 @@ use crate::writer::command::{Applied, Op, Reply};
 use crate::writer::commit::panic_message;
 use crate::Version;
 
+use super::marker;
 use super::mirror::{revision_number, revision_version};
 
 /// etcd's default `--max-request-bytes`: 1.5 MiB.
@@ -82,10 +83,6 @@ pub(crate) enum Request {
         lease: Option<i64>,
         ttl: Option<i64>,
     },
-    /// One unconditional delete.
-    Delete {
-        key: Vec<u8>,
-    },
 }
 
 /// A command turned into a request.
@@ -93,6 +90,9 @@ pub(crate) struct Plan {
     pub(crate) request: Request,
     pub(crate) operation: Operation,
     pub(crate) expect: Expect,
+    /// The txn's success branch ends with a put of the progress marker
+    /// (see [`super::marker`]), which is not a write of the state.
+    pub(crate) marked: bool,
 }
 
 /// What a command comes to before anything is sent.
@@ -108,6 +108,8 @@ struct Builder<'a> {
     /// The lease every put carries: the handle's, if it has one.
     lease: Option<i64>,
     compares: Vec<Compare>,
+    /// Whether `ops` has a put.
+    puts: bool,
     ops: Vec<TxnOp>,
     failure: Vec<TxnOp>,
     bytes: usize,
@@ -119,6 +121,7 @@ impl<'a> Builder<'a> {
             settings,
             lease,
             compares: Vec::new(),
+            puts: false,
             ops: Vec::new(),
             failure: Vec::new(),
             bytes: 0,
@@ -138,6 +141,7 @@ impl<'a> Builder<'a> {
         self.bytes += full.len() + bytes.len() + OVERHEAD_PER_ITEM;
         let options = self.lease.map(|lease| PutOptions::new().with_lease(lease));
         self.ops.push(TxnOp::put(full, bytes, options));
+        self.puts = true;
         Ok(())
     }
 
@@ -176,15 +180,17 @@ impl<'a> Builder<'a> {
     /// on failure read the first one that was.
     fn unchanged_since(&mut self, snapshot: Version) {
         let prefix = self.settings.prefix.as_bytes().to_vec();
+        let end = marker::keys_end(&self.settings.prefix);
         let after = revision_number(snapshot).saturating_add(1);
-        self.bytes += 2 * (2 * prefix.len() + OVERHEAD_PER_ITEM);
-        self.compares
-            .push(Compare::mod_revision(prefix.clone(), CompareOp::Less, after).with_prefix());
+        self.bytes += 2 * (prefix.len() + end.len() + OVERHEAD_PER_ITEM);
+        self.compares.push(
+            Compare::mod_revision(prefix.clone(), CompareOp::Less, after).with_range(end.clone()),
+        );
         self.failure.push(TxnOp::get(
             prefix,
             Some(
                 GetOptions::new()
-                    .with_prefix()
+                    .with_range(end)
                     .with_keys_only()
                     .with_min_mod_revision(after)
                     .with_limit(1),
@@ -192,8 +198,22 @@ impl<'a> Builder<'a> {
         ));
     }
 
-    /// The txn, or the limit it breaks.
-    fn finish(self) -> Result<Txn, StateError> {
+    /// The txn, or the limit it breaks; and whether its success branch
+    /// ends with the progress marker. Every txn makes a revision: one
+    /// whose compares may fail puts the marker when they do, and one that
+    /// only deletes (and may find nothing) puts it as well.
+    fn finish(mut self) -> Result<(Txn, bool), StateError> {
+        let marker = marker::key(&self.settings.prefix);
+        let put_marker = || TxnOp::put(marker.clone(), Vec::new(), None);
+        if !self.compares.is_empty() {
+            self.failure.push(put_marker());
+            self.bytes += marker.len() + OVERHEAD_PER_ITEM;
+        }
+        let marked = !self.puts;
+        if marked {
+            self.ops.push(put_marker());
+            self.bytes += marker.len() + OVERHEAD_PER_ITEM;
+        }
         let most = self
             .ops
             .len()
@@ -211,10 +231,11 @@ impl<'a> Builder<'a> {
                 limit: self.settings.max_request_bytes,
             });
         }
-        Ok(Txn::new()
+        let txn = Txn::new()
             .when(self.compares)
             .and_then(self.ops)
-            .or_else(self.failure))
+            .or_else(self.failure);
+        Ok((txn, marked))
     }
 }
 
@@ -222,20 +243,6 @@ fn encode<V: Serialize>(value: &V) -> Result<Vec<u8>, StateError> {
     serde_json::to_vec(value).map_err(|error| StateError::NotSerializable {
         cause: Cause::new(error),
     })
-}
-
-/// The exclusive end of the range of every key starting with `prefix`
-/// (etcd's own rule: the last byte below 0xff, plus one).
-pub(crate) fn prefix_end(prefix: &[u8]) -> Vec<u8> {
-    let mut end = prefix.to_vec();
-    while let Some(last) = end.pop() {
-        if last < 0xff {
-            end.push(last + 1);
-            return end;
-        }
-    }
-    // Every byte 0xff (or empty): to the end of the keyspace.
-    vec![0]
 }
 
 /// Nothing written: the version stays the published one.
@@ -248,10 +255,11 @@ fn unchanged(current: &Snapshot<impl Sized>) -> Planned {
 
 fn send(builder: Builder<'_>, operation: Operation, expect: Expect) -> Planned {
     match builder.finish() {
-        Ok(txn) => Planned::Send(Plan {
+        Ok((txn, marked)) => Planned::Send(Plan {
             request: Request::Txn(txn),
             operation,
             expect,
+            marked,
         }),
         Err(error) => Planned::Done(Err(error)),
     }
@@ -279,6 +287,7 @@ fn single_put<V: Serialize>(txn: &Builder<'_>, key: &str, value: &V, ttl: Option
         },
         operation: Operation::Set,
         expect: Expect::Writes,
+        marked: false,
     })
 }
 
@@ -326,17 +335,12 @@ pub(crate) fn plan<V: Serialize>(
         Op::Delete(key) => {
             // Sent even when the mirror shows no such key: another
             // process may have created it since.
-            return Planned::Send(Plan {
-                request: Request::Delete {
-                    key: txn.full_key(key.as_str()),
-                },
-                operation: Operation::Delete,
-                expect: Expect::Writes,
-            });
+            txn.delete(key.as_str());
+            Ok((Operation::Delete, Expect::Writes))
         }
         Op::Clear => {
             let prefix = settings.prefix.as_bytes();
-            txn.delete_range(prefix.to_vec(), prefix_end(prefix));
+            txn.delete_range(prefix.to_vec(), marker::keys_end(&settings.prefix));
             Ok((Operation::Clear, Expect::Writes))
         }
         Op::Retain(keys) => {
@@ -354,7 +358,7 @@ pub(crate) fn plan<V: Serialize>(
                 }
                 start = after;
             }
-            txn.delete_range(start, prefix_end(settings.prefix.as_bytes()));
+            txn.delete_range(start, marker::keys_end(&settings.prefix));
             Ok((Operation::Retain, Expect::Writes))
         }
         Op::SetIf {
@@ -574,16 +578,19 @@ fn rollback<V: Serialize>(
     })
 }
 
-/// Read a txn's answer: its revision if it wrote something, `None` if it
-/// changed nothing, or the conflict.
+/// Read a txn's answer: its revision if it wrote to the state, `None` if
+/// it changed nothing, or the conflict. `marked`: the success branch ends
+/// with the progress marker's put, which is not a write of the state.
 pub(crate) fn outcome(
     expect: &Expect,
+    marked: bool,
     response: &TxnResponse,
 ) -> Result<Option<Version>, StateError> {
     let revision = revision_version(response.header().map_or(0, |header| header.revision()));
     let responses = response.op_responses();
     if response.succeeded() {
-        let wrote = responses.iter().any(|response| match response {
+        let writes = &responses[..responses.len() - usize::from(marked && !responses.is_empty())];
+        let wrote = writes.iter().any(|response| match response {
             TxnOpResponse::Put(_) => true,
             TxnOpResponse::Delete(delete) => delete.deleted() > 0,
             _ => false,
