@@ -81,8 +81,8 @@ where
         ttl: Duration,
     ) -> Result<Self, StateError> {
         #[cfg(feature = "etcd")]
-        if let Some(leases) = self.shared().leases.get() {
-            let lease = leases.grant(ttl).await?;
+        if let Some(link) = self.shared().etcd.get() {
+            let lease = link.grant(ttl).await?;
             let mut handle = self.for_agent(agent);
             handle.lease = Some(crate::sync::Arc::new(lease));
             return Ok(handle);

@@ -173,6 +173,7 @@ mod error;
 #[cfg(feature = "etcd")]
 mod etcd;
 mod export;
+mod fetch;
 mod histogram;
 mod history;
 #[cfg(feature = "durable")]

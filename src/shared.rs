@@ -27,9 +27,10 @@ pub(crate) struct Shared<V> {
     pub(crate) feed: broadcast::WeakSender<FeedItem<V>>,
     /// The builder's name for the state (Debug output, metrics labels).
     pub(crate) name: String,
-    /// How an etcd state's handles grant leases; unset on other states.
+    /// How an etcd state's handles reach etcd (leases, MVCC history);
+    /// unset on other states.
     #[cfg(feature = "etcd")]
-    pub(crate) leases: std::sync::OnceLock<crate::etcd::lease::Leases>,
+    pub(crate) etcd: std::sync::OnceLock<crate::etcd::link::Link>,
 }
 
 impl<V> Shared<V> {
@@ -71,7 +72,7 @@ impl<V> Shared<V> {
             feed: feed.downgrade(),
             name: name.to_owned(),
             #[cfg(feature = "etcd")]
-            leases: std::sync::OnceLock::new(),
+            etcd: std::sync::OnceLock::new(),
         });
         (shared, feed)
     }

@@ -17,16 +17,11 @@ use tokio::time::Instant;
 
 use crate::error::StateError;
 
+use super::link::Link;
 use super::run::{failed, timed_out};
 
 /// Renewals come every third of the TTL, at most this far apart.
 const MIN_RENEWAL_PERIOD: Duration = Duration::from_millis(300);
-
-/// What an etcd state's handles need to grant leases.
-pub(crate) struct Leases {
-    pub(crate) client: Client,
-    pub(crate) request_timeout: Duration,
-}
 
 /// A granted lease, renewed until dropped.
 pub(crate) struct Lease {
@@ -79,7 +74,7 @@ pub(crate) fn ttl_seconds(ttl: Duration) -> i64 {
     i64::try_from(seconds.max(1)).unwrap_or(i64::MAX)
 }
 
-impl Leases {
+impl Link {
     /// Grant a lease of `ttl` (whole seconds, rounded up; etcd may raise
     /// it to its minimum) and start renewing it.
     pub(crate) async fn grant(&self, ttl: Duration) -> Result<Lease, StateError> {

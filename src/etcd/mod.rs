@@ -7,8 +7,10 @@
 //! - this file: [`EtcdBuilder`] and [`EtcdError`].
 
 pub(crate) mod lease;
+pub(crate) mod link;
 pub(crate) mod marker;
 pub(crate) mod mirror;
+pub(crate) mod mvcc;
 pub(crate) mod run;
 pub(crate) mod txn;
 
@@ -362,11 +364,12 @@ where
         let (state, writer) = self
             .builder
             .assemble_from(base, Vec::new(), Target::memory());
-        let leases = lease::Leases {
+        let link = link::Link {
             client: client.clone(),
+            prefix: self.prefix.clone(),
             request_timeout: self.request_timeout,
         };
-        if state.shared().leases.set(leases).is_err() {
+        if state.shared().etcd.set(link).is_err() {
             unreachable!("a new state's lease settings are unset");
         }
         let (to_writer, from_mirror) = mpsc::channel(MIRROR_CAPACITY);
@@ -374,11 +377,12 @@ where
         let target = EtcdTarget {
             kv: client.kv_client(),
             leases: client.lease_client(),
-            settings: Settings {
+            settings: Arc::new(Settings {
                 prefix: self.prefix,
                 max_request_bytes: self.max_request_bytes,
                 max_txn_ops: self.max_txn_ops,
-            },
+            }),
+            client: client.clone(),
             request_timeout: self.request_timeout,
             mirror: from_mirror,
             mirror_task: mirror_task.abort_handle(),

@@ -47,6 +47,7 @@ use crate::Version;
 
 use super::mirror::revision_version;
 use super::mirror::{Decoded, Mirrored};
+use super::mvcc;
 use super::txn::{self, Expect, Plan, Planned, Request, Settings};
 
 /// The most commands taken from the mailbox at once.
@@ -57,7 +58,9 @@ pub(crate) struct EtcdTarget<V> {
     /// Cloned for each request: far cheaper than the whole `Client`.
     pub(crate) kv: KvClient,
     pub(crate) leases: LeaseClient,
-    pub(crate) settings: Settings,
+    /// For reads of etcd's MVCC history (rare: clone on use).
+    pub(crate) client: etcd_client::Client,
+    pub(crate) settings: Arc<Settings>,
     pub(crate) request_timeout: Duration,
     pub(crate) mirror: mpsc::Receiver<Mirrored<V>>,
     /// The mirror task, stopped with the writer.
@@ -261,59 +264,102 @@ fn start<V: Serialize + Send + Sync + 'static>(
     let current = committer.current();
     let planned =
         span.in_scope(|| txn::plan(op, lease, &current, committer.history(), &target.settings));
-    drop(current);
-    let plan = match planned {
+    let request = Dispatch {
+        kv: target.kv.clone(),
+        leases: target.leases.clone(),
+        lease,
+        timeout: target.request_timeout,
+        settings: Arc::clone(&target.settings),
+    };
+    let task = match planned {
         Planned::Done(reply_now) => {
             committer.answer_after_publish(reply, reply_now, sent_at);
             committer.finish_batch(Instant::now());
             return None;
         }
-        Planned::Send(plan) => plan,
+        Planned::Send(plan) => in_flight.spawn(async move {
+            let operation = plan.operation;
+            let (decided, outcome) = request.execute(plan).await;
+            Finished {
+                sequence,
+                caller: reply,
+                sent_at,
+                operation,
+                changed_by,
+                decided,
+                outcome,
+            }
+        }),
+        // Older than the local window: read the target from etcd's MVCC
+        // history, then plan against the snapshot the command saw.
+        Planned::FromHistory(version) => {
+            let client = target.client.clone();
+            in_flight.spawn(async move {
+                let settings = &request.settings;
+                let planned =
+                    match mvcc::range_at(&client, &settings.prefix, version, request.timeout).await
+                    {
+                        Ok(then) => txn::rollback_from_history(&then, &current, settings),
+                        Err(error) => Planned::Done(Err(error)),
+                    };
+                let (decided, outcome) = match planned {
+                    Planned::Send(plan) => request.execute(plan).await,
+                    Planned::Done(Ok(_)) => (None, Ok(None)),
+                    Planned::Done(Err(error)) => (None, Err(error)),
+                    Planned::FromHistory(_) => unreachable!("planned from the history already"),
+                };
+                Finished {
+                    sequence,
+                    caller: reply,
+                    sent_at,
+                    operation: Operation::Rollback,
+                    changed_by,
+                    decided,
+                    outcome,
+                }
+            })
+        }
     };
-    let kv = target.kv.clone();
-    let leases =
-        matches!(plan.request, Request::Put { ttl: Some(_), .. }).then(|| target.leases.clone());
-    let prefix: Arc<str> = Arc::from(target.settings.prefix.as_str());
-    let timeout = target.request_timeout;
-    let task = in_flight.spawn(async move {
-        let operation = plan.operation;
+    Some(task.id())
+}
+
+/// What sending a planned request needs, taken from the target.
+struct Dispatch {
+    kv: KvClient,
+    leases: LeaseClient,
+    /// The handle's lease, carried by its puts.
+    lease: Option<i64>,
+    timeout: Duration,
+    settings: Arc<Settings>,
+}
+
+impl Dispatch {
+    /// Send `plan` and read the answer: the revision etcd decided it at
+    /// (none if it did not answer), and its outcome.
+    async fn execute(self, plan: Plan) -> (Option<Version>, Result<Option<Version>, StateError>) {
         let keys = matches!(plan.expect, Expect::Keys { .. });
-        let (decided, outcome) = match send(kv, leases, plan, lease, timeout).await {
+        let sent = send(self.kv, self.leases, plan, self.lease, self.timeout).await;
+        let (decided, outcome) = match sent {
             Ok((decided, outcome)) => (Some(decided), outcome),
             Err(error) => (None, Err(error)),
         };
-        let outcome = match (outcome, keys) {
+        let outcome = match outcome {
             // The conflict of a transaction may name a full etcd key.
-            (
-                Err(StateError::Conflict {
-                    key,
-                    expected,
-                    found,
-                }),
-                true,
-            ) => {
-                let key = key
-                    .strip_prefix(&*prefix)
-                    .map_or(key.clone(), str::to_owned);
-                Err(StateError::Conflict {
-                    key,
-                    expected,
-                    found,
-                })
-            }
-            (outcome, _) => outcome,
+            Err(StateError::Conflict {
+                key,
+                expected,
+                found,
+            }) if keys => Err(StateError::Conflict {
+                key: key
+                    .strip_prefix(self.settings.prefix.as_str())
+                    .map_or(key.clone(), str::to_owned),
+                expected,
+                found,
+            }),
+            outcome => outcome,
         };
-        Finished {
-            sequence,
-            caller: reply,
-            sent_at,
-            operation,
-            changed_by,
-            decided,
-            outcome,
-        }
-    });
-    Some(task.id())
+        (decided, outcome)
+    }
 }
 
 /// Send one planned request (its puts carry `lease`, the handle's) and
@@ -322,7 +368,7 @@ fn start<V: Serialize + Send + Sync + 'static>(
 /// changed nothing; or why it failed.
 async fn send(
     mut kv: KvClient,
-    leases: Option<LeaseClient>,
+    mut leases: LeaseClient,
     plan: Plan,
     lease: Option<i64>,
     timeout: Duration,
@@ -341,14 +387,14 @@ async fn send(
             lease,
             ttl,
         } => {
-            let lease = match (ttl, leases) {
-                (Some(ttl), Some(mut leases)) => Some(
+            let lease = match ttl {
+                Some(ttl) => Some(
                     within(timeout, leases.grant(ttl, None))
                         .await?
                         .map_err(|error| failed(error, None))?
                         .id(),
                 ),
-                _ => lease,
+                None => lease,
             };
             let options = lease.map(|lease| PutOptions::new().with_lease(lease));
             let response = within(timeout, kv.put(key, value, options))

@@ -5,6 +5,7 @@
 //! (what `modify` and `transaction` closures read), checks etcd's limits
 //! before anything is sent, and describes how to read the answer.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use etcd_client::{
@@ -25,6 +26,7 @@ use crate::Version;
 
 use super::marker;
 use super::mirror::{revision_number, revision_version};
+use super::mvcc::Held;
 
 /// etcd's default `--max-request-bytes`: 1.5 MiB.
 ///
@@ -100,6 +102,9 @@ pub(crate) enum Planned {
     Send(Plan),
     /// Answered without a txn: nothing to write, or an error.
     Done(Reply),
+    /// A rollback to this version, older than the local history window:
+    /// to plan from etcd's MVCC history ([`rollback_from_history`]).
+    FromHistory(Version),
 }
 
 /// A txn under construction, with its size accounted.
@@ -143,6 +148,14 @@ impl<'a> Builder<'a> {
         self.ops.push(TxnOp::put(full, bytes, options));
         self.puts = true;
         Ok(())
+    }
+
+    /// Put bytes as they are (a value read back from etcd).
+    fn put_raw(&mut self, key: &str, bytes: Vec<u8>) {
+        let full = self.full_key(key);
+        self.bytes += full.len() + bytes.len() + OVERHEAD_PER_ITEM;
+        self.ops.push(TxnOp::put(full, bytes, None));
+        self.puts = true;
     }
 
     fn delete(&mut self, key: &str) {
@@ -489,14 +502,20 @@ pub(crate) fn plan<V: Serialize>(
         // no lease, as it restores no TTL in memory.
         Op::Rollback(target) => {
             txn.lease = None;
-            rollback(&mut txn, target, None, current, history)
+            match rollback(&mut txn, target, None, current, history) {
+                Err(StateError::VersionCompacted { .. }) => return Planned::FromHistory(target),
+                planned => planned,
+            }
         }
         Op::RollbackIf {
             target,
             expected_current,
         } => {
             txn.lease = None;
-            rollback(&mut txn, target, Some(expected_current), current, history)
+            match rollback(&mut txn, target, Some(expected_current), current, history) {
+                Err(StateError::VersionCompacted { .. }) => return Planned::FromHistory(target),
+                planned => planned,
+            }
         }
     };
     match attempt {
@@ -576,6 +595,53 @@ fn rollback<V: Serialize>(
         None => (Operation::Rollback, Expect::Writes),
         Some((key, expected)) => (Operation::Rollback, Expect::Key { key, expected }),
     })
+}
+
+/// A rollback to a version older than the local window, as one txn: the
+/// state's keys as etcd held them then (`then`, read from its MVCC
+/// history) against `current`, the snapshot the command saw. A key whose
+/// modified revision or JSON is the same in both is untouched; every other one is
+/// put back (its bytes as they were) or deleted, compared on the modified
+/// version `current` shows, so a concurrent write makes it a conflict.
+pub(crate) fn rollback_from_history<V: Serialize>(
+    then: &BTreeMap<Box<str>, Held>,
+    current: &Snapshot<V>,
+    settings: &Settings,
+) -> Planned {
+    let mut txn = Builder::new(settings, None);
+    let keys: BTreeSet<&str> = then
+        .keys()
+        .map(|key| &**key)
+        .chain(current.keys())
+        .collect();
+    let mut first = None;
+    for key in keys {
+        let now = current.entry(key);
+        let was = then.get(key);
+        // The same write, or one of the same bytes (a rollback repeated).
+        let same = match (now, was) {
+            (Some(now), Some(was)) => {
+                now.modified() == was.modified
+                    || encode(&**now.value()).is_ok_and(|bytes| bytes == was.value)
+            }
+            (None, None) => true,
+            _ => false,
+        };
+        if same {
+            continue;
+        }
+        let expected = as_found(now);
+        txn.compare(key, expected);
+        first.get_or_insert_with(|| (key.to_owned(), expected));
+        match was {
+            Some(was) => txn.put_raw(key, was.value.clone()),
+            None => txn.delete(key),
+        }
+    }
+    match first {
+        None => unchanged(current),
+        Some((key, expected)) => send(txn, Operation::Rollback, Expect::Key { key, expected }),
+    }
 }
 
 /// Read a txn's answer: its revision if it wrote to the state, `None` if

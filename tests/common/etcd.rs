@@ -1,7 +1,9 @@
 //! What the etcd tests share: the server, a fresh prefix each, handles,
 //! and etcd's JSON gateway for what the crate does not do itself.
 
-use std::time::Duration;
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
 
 use thread_safe_state::{ThreadSafeState, Version};
 
@@ -73,3 +75,108 @@ pub(crate) async fn gateway_post(endpoint: &str, path: &str, body: &str) -> Stri
     );
     response
 }
+
+/// An etcd process of the test's own, on free ports and a temp data dir.
+pub(crate) struct OwnEtcd {
+    child: Option<Child>,
+    dir: std::path::PathBuf,
+    client_port: u16,
+    peer_port: u16,
+}
+
+pub(crate) fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+impl OwnEtcd {
+    fn binary() -> Option<String> {
+        let binary = std::env::var("TSS_ETCD_BIN").unwrap_or_else(|_| "etcd".into());
+        let found = Command::new(&binary)
+            .arg("--version")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|status| status.success());
+        found.then_some(binary)
+    }
+
+    pub(crate) fn start(test: &str) -> Option<Self> {
+        if Self::binary().is_none() {
+            assert!(
+                !under_ci(),
+                "the etcd binary is missing: CI must install it (etcd-server)"
+            );
+            eprintln!("skipping {test}: no etcd binary (set TSS_ETCD_BIN)");
+            return None;
+        }
+        let dir =
+            std::env::temp_dir().join(format!("tss-etcd-{}-{}", std::process::id(), free_port()));
+        let mut etcd = Self {
+            child: None,
+            dir,
+            client_port: free_port(),
+            peer_port: free_port(),
+        };
+        etcd.spawn();
+        Some(etcd)
+    }
+
+    pub(crate) fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.client_port)
+    }
+
+    pub(crate) fn spawn(&mut self) {
+        let peer = format!("http://127.0.0.1:{}", self.peer_port);
+        let child = Command::new(Self::binary().unwrap())
+            .arg("--data-dir")
+            .arg(&self.dir)
+            .args(["--listen-client-urls", &self.endpoint()])
+            .args(["--advertise-client-urls", &self.endpoint()])
+            .args(["--listen-peer-urls", &peer])
+            .args(["--initial-advertise-peer-urls", &peer])
+            .args(["--initial-cluster", &format!("default={peer}")])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start etcd");
+        self.child = Some(child);
+    }
+
+    pub(crate) fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for OwnEtcd {
+    fn drop(&mut self) {
+        self.stop();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+pub(crate) async fn connect_retrying(endpoint: &str, prefix: &str) -> ThreadSafeState<i64> {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let connected = ThreadSafeState::<i64>::builder()
+            .etcd([endpoint], prefix)
+            .request_timeout(Duration::from_millis(500))
+            .connect()
+            .await;
+        match connected {
+            Ok(state) => return state,
+            Err(error) if Instant::now() < deadline => {
+                eprintln!("waiting for etcd: {error}");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            Err(error) => panic!("{error}"),
+        }
+    }
+}
+

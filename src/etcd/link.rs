@@ -1,0 +1,15 @@
+//! What a handle of an etcd state needs to reach etcd itself, beside the
+//! writer: to grant leases ([`super::lease`]) and to read the MVCC history
+//! ([`super::mvcc`]).
+
+use std::time::Duration;
+
+use etcd_client::Client;
+
+/// The client, the prefix and the request timeout, set once on an etcd
+/// state's shared part.
+pub(crate) struct Link {
+    pub(crate) client: Client,
+    pub(crate) prefix: String,
+    pub(crate) request_timeout: Duration,
+}

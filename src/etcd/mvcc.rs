@@ -1,0 +1,158 @@
+//! etcd's MVCC history: the prefix as it was at a revision, for what the
+//! local history window no longer holds (`fetch_snapshot_at`, and a
+//! `rollback` to a version older than the window), back to etcd's last
+//! compaction.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use etcd_client::{Client, GetOptions, KeyValue, KvClient, WatchOptions};
+use serde::de::DeserializeOwned;
+
+use crate::error::StateError;
+use crate::map::Map;
+use crate::snapshot::{Entry, Snapshot};
+use crate::sync::Arc;
+use crate::Version;
+
+use super::link::Link;
+use super::marker;
+use super::mirror::{revision_number, revision_version};
+use super::run::{failed, timed_out};
+
+/// A key of the state as etcd held it at a revision: its value's bytes,
+/// and its created and modified revisions.
+pub(crate) struct Held {
+    pub(crate) value: Vec<u8>,
+    pub(crate) created: Version,
+    pub(crate) modified: Version,
+}
+
+/// The state's keys (without the prefix) at `revision`, from etcd.
+///
+/// # Errors
+///
+/// [`StateError::VersionCompacted`] if etcd has compacted `revision`
+/// away (with the oldest revision it still holds);
+/// [`StateError::OutcomeUnknown`] or [`StateError::EtcdRejected`] if the
+/// read failed.
+pub(crate) async fn range_at(
+    client: &Client,
+    prefix: &str,
+    revision: Version,
+    timeout: Duration,
+) -> Result<BTreeMap<Box<str>, Held>, StateError> {
+    let mut kv: KvClient = client.kv_client();
+    let options = GetOptions::new()
+        .with_range(marker::keys_end(prefix))
+        .with_revision(revision_number(revision));
+    let read = tokio::time::timeout(timeout, kv.get(prefix, Some(options)))
+        .await
+        .map_err(|_| timed_out(timeout))?;
+    let mut response = match read {
+        Ok(response) => response,
+        Err(error) if compacted(&error) => {
+            let oldest = oldest_revision(client, prefix, revision, timeout).await;
+            return Err(StateError::VersionCompacted {
+                target: revision,
+                oldest_retained: oldest.unwrap_or(revision.next()),
+            });
+        }
+        Err(error) => return Err(failed(error, None)),
+    };
+    Ok(response
+        .take_kvs()
+        .into_iter()
+        .filter_map(|kv| held(prefix, kv))
+        .collect())
+}
+
+fn held(prefix: &str, kv: KeyValue) -> Option<(Box<str>, Held)> {
+    let key = std::str::from_utf8(kv.key().strip_prefix(prefix.as_bytes())?).ok()?;
+    if key.is_empty() {
+        return None;
+    }
+    let key = Box::from(key);
+    let (created, modified) = (
+        revision_version(kv.create_revision()),
+        revision_version(kv.mod_revision()),
+    );
+    let (_, value) = kv.into_key_value();
+    Some((
+        key,
+        Held {
+            value,
+            created,
+            modified,
+        },
+    ))
+}
+
+/// etcd's answer to a read of a compacted revision.
+fn compacted(error: &etcd_client::Error) -> bool {
+    matches!(error, etcd_client::Error::GRpcStatus(status)
+        if status.code() == tonic::Code::OutOfRange && status.message().contains("compacted"))
+}
+
+/// The oldest revision etcd still holds: a watch from a compacted
+/// revision is cancelled with it.
+async fn oldest_revision(
+    client: &Client,
+    prefix: &str,
+    from: Version,
+    timeout: Duration,
+) -> Option<Version> {
+    let options = WatchOptions::new()
+        .with_range(marker::keys_end(prefix))
+        .with_start_revision(revision_number(from));
+    let asked = async {
+        let mut stream = client
+            .watch_client()
+            .watch(prefix, Some(options))
+            .await
+            .ok()?;
+        loop {
+            let response = stream.message().await.ok()??;
+            if response.canceled() && response.compact_revision() > 0 {
+                return Some(revision_version(response.compact_revision()));
+            }
+            if !response.created() {
+                return None;
+            }
+        }
+    };
+    tokio::time::timeout(timeout, asked).await.ok().flatten()
+}
+
+/// The state at `revision` as a snapshot of version `revision`, decoding
+/// each value as `V`; a value that does not decode is skipped, as the
+/// mirror does.
+pub(crate) fn snapshot<V: DeserializeOwned>(
+    revision: Version,
+    keys: BTreeMap<Box<str>, Held>,
+) -> Snapshot<V> {
+    let mut map = Map::new();
+    for (key, held) in keys {
+        match serde_json::from_slice::<V>(&held.value) {
+            Ok(value) => map.insert(
+                Arc::from(&*key),
+                Entry::new(Arc::new(value), held.modified, held.created),
+            ),
+            Err(error) => {
+                tracing::warn!(%key, %error, "an etcd value in the MVCC history does not decode; skipped");
+            }
+        }
+    }
+    Snapshot::new(revision, map)
+}
+
+impl Link {
+    /// The state at `revision`, read from etcd.
+    pub(crate) async fn snapshot_at<V: DeserializeOwned>(
+        &self,
+        revision: Version,
+    ) -> Result<Snapshot<V>, StateError> {
+        let keys = range_at(&self.client, &self.prefix, revision, self.request_timeout).await?;
+        Ok(snapshot(revision, keys))
+    }
+}
