@@ -26,7 +26,12 @@ async fn close_through_a_lost_lease_closes_the_state() {
         .unwrap();
     agent.set("claim", 1).await.unwrap();
     let id = agent.lease_id().unwrap();
-    gateway_post(&endpoint, "/v3/lease/revoke", &format!(r#"{{"ID":"{id}"}}"#)).await;
+    gateway_post(
+        &endpoint,
+        "/v3/lease/revoke",
+        &format!(r#"{{"ID":"{id}"}}"#),
+    )
+    .await;
     state
         .wait_for_timeout(|s| !s.contains_key("claim"), Duration::from_secs(10))
         .await

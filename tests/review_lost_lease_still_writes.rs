@@ -34,7 +34,12 @@ async fn writes_after_etcd_said_the_lease_is_gone_are_not_applied() {
         .unwrap();
     agent.set("claim", 1).await.unwrap();
     let id = agent.lease_id().unwrap();
-    gateway_post(&endpoint, "/v3/lease/revoke", &format!(r#"{{"ID":"{id}"}}"#)).await;
+    gateway_post(
+        &endpoint,
+        "/v3/lease/revoke",
+        &format!(r#"{{"ID":"{id}"}}"#),
+    )
+    .await;
     state
         .wait_for_timeout(|s| !s.contains_key("claim"), Duration::from_secs(10))
         .await

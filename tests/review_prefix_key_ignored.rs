@@ -38,7 +38,10 @@ async fn clear_answers_when_the_bare_prefix_key_is_deleted() {
     // etcd key `prefix` itself.
     let other = connect(&endpoint, prefix.trim_end_matches('/')).await;
     other.set("/", 7).await.unwrap();
-    assert!(state.is_empty(), "the bare prefix key is no key of this state");
+    assert!(
+        state.is_empty(),
+        "the bare prefix key is no key of this state"
+    );
 
     let cleared = tokio::time::timeout(Duration::from_secs(10), state.clear()).await;
     assert!(
