@@ -319,11 +319,13 @@ pub enum StateError {
     #[error("leases need an etcd state: this state's commits stay in this process")]
     LeasesUnsupported,
 
-    /// The write went through a handle whose etcd lease has expired (it
-    /// could not be renewed within its TTL, or was revoked): the keys
-    /// written with it are gone, and the write was not applied. Make a new
+    /// The write went through a handle whose etcd lease is lost: etcd no
+    /// longer has it (it expired or was revoked, and the keys written with
+    /// it are gone), or the handle could not renew it within its TTL (etcd
+    /// deletes them then, if it has not already). The write was not
+    /// applied, and no later write through the handle is. Make a new
     /// handle with [`for_agent_with_lease`](crate::ThreadSafeState::for_agent_with_lease).
-    #[error("the etcd lease {lease:x} of this handle has expired (its keys are gone): the write was not applied")]
+    #[error("the etcd lease {lease:x} of this handle is lost (expired, revoked, or not renewed within its TTL): the write was not applied")]
     LeaseExpired {
         /// The lease's id.
         lease: i64,

@@ -28,8 +28,12 @@ where
     ///
     /// A key written later by another handle (without this lease) is no
     /// longer the agent's: it stays. A rollback's writes carry no lease.
-    /// `ttl` is rounded up to whole seconds; etcd raises it to its minimum
-    /// (a few seconds with default election settings).
+    /// A view of the returned handle ([`for_agent`](Self::for_agent),
+    /// a clone) shares its lease. `ttl` is rounded up to whole seconds;
+    /// etcd raises it to its minimum (a few seconds with default election
+    /// settings) and caps it at its maximum (about 285 years). The lease is
+    /// renewed on the state's runtime, and revoked through the state's
+    /// writer, like any of its writes.
     ///
     /// # Errors
     ///
@@ -82,7 +86,11 @@ where
     ) -> Result<Self, StateError> {
         #[cfg(feature = "etcd")]
         if let Some(link) = self.shared().etcd.get() {
-            let lease = link.grant(ttl).await?;
+            let mailbox = self.mailbox();
+            let revoke = Box::new(move |lease| {
+                Self::try_send_unanswered(&mailbox, crate::writer::command::Op::RevokeLease(lease))
+            });
+            let lease = link.grant(ttl, revoke).await?;
             let mut handle = self.for_agent(agent);
             handle.lease = Some(crate::sync::Arc::new(lease));
             return Ok(handle);
@@ -114,10 +122,22 @@ where
     }
 }
 
+#[cfg(feature = "etcd")]
 impl<V> ThreadSafeState<V> {
-    /// `Ok` unless this handle's lease is known to be lost.
-    #[cfg(feature = "etcd")]
-    pub(crate) fn lease_alive(&self) -> Result<(), StateError> {
-        self.lease.as_ref().map_or(Ok(()), |lease| lease.alive())
+    /// `Ok` unless `op` is a write and this handle's lease is known to be
+    /// lost (`close` always goes through).
+    pub(crate) fn lease_alive(&self, op: &crate::writer::command::Op<V>) -> Result<(), StateError> {
+        match &self.lease {
+            Some(lease) if !matches!(op, crate::writer::command::Op::Close) => lease.alive(),
+            _ => Ok(()),
+        }
+    }
+
+    /// etcd said the lease is gone: every later write through this handle
+    /// (a delete carries no lease, so etcd would apply it) fails at once.
+    pub(crate) fn lease_answered(&self, reply: &crate::writer::command::Reply) {
+        if let (Some(lease), Err(StateError::LeaseExpired { .. })) = (&self.lease, reply) {
+            lease.mark_expired();
+        }
     }
 }

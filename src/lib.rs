@@ -178,6 +178,8 @@ mod histogram;
 mod history;
 #[cfg(feature = "durable")]
 mod journal;
+#[cfg(any(feature = "durable", feature = "etcd"))]
+mod json;
 mod lease;
 mod map;
 mod metrics;

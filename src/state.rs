@@ -586,26 +586,54 @@ impl<V> ThreadSafeState<V> {
     /// Send one command and wait for its answer.
     pub(crate) async fn submit(&self, op: Op<V>) -> Reply {
         #[cfg(feature = "etcd")]
-        self.lease_alive()?;
+        self.lease_alive(&op)?;
         let (reply, answer) = oneshot::channel();
         let command = self.command(op, reply);
         self.mailbox
             .send(command)
             .await
             .map_err(|_| StateError::Closed)?;
-        answer.await.map_err(|_| StateError::Closed)?
+        let reply = answer.await.map_err(|_| StateError::Closed)?;
+        #[cfg(feature = "etcd")]
+        self.lease_answered(&reply);
+        reply
     }
 
     /// Send one command and wait for its answer, blocking this thread.
     pub(crate) fn submit_blocking(&self, op: Op<V>) -> Reply {
         #[cfg(feature = "etcd")]
-        self.lease_alive()?;
+        self.lease_alive(&op)?;
         let (reply, answer) = oneshot::channel();
         let command = self.command(op, reply);
         self.mailbox
             .blocking_send(command)
             .map_err(|_| StateError::Closed)?;
-        answer.blocking_recv().map_err(|_| StateError::Closed)?
+        let reply = answer.blocking_recv().map_err(|_| StateError::Closed)?;
+        #[cfg(feature = "etcd")]
+        self.lease_answered(&reply);
+        reply
+    }
+
+    /// Hand `op` to the writer without waiting, nobody to answer: `false`
+    /// if the mailbox is full or the writer gone.
+    #[cfg(feature = "etcd")]
+    pub(crate) fn try_send_unanswered(mailbox: &mpsc::Sender<Command<V>>, op: Op<V>) -> bool {
+        let (reply, _) = oneshot::channel();
+        let command = Command {
+            op,
+            changed_by: None,
+            lease: None,
+            reply,
+            sent_at: std::time::Instant::now(),
+            span: tracing::Span::none(),
+        };
+        mailbox.try_send(command).is_ok()
+    }
+
+    /// A clone of the mailbox's sender (it keeps the writer running).
+    #[cfg(feature = "etcd")]
+    pub(crate) fn mailbox(&self) -> mpsc::Sender<Command<V>> {
+        self.mailbox.clone()
     }
 
     fn command(&self, op: Op<V>, reply: oneshot::Sender<Reply>) -> Command<V> {

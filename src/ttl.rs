@@ -42,10 +42,12 @@ impl<V: Send + Sync + 'static> ThreadSafeState<V> {
     ///
     /// **On etcd** the key gets an etcd lease of its own, `ttl` rounded up
     /// to whole seconds (etcd raises it to its minimum, a few seconds with
-    /// default election settings), and etcd deletes it: it expires even
+    /// default election settings; a TTL beyond etcd's longest lease, about
+    /// 285 years, never expires), and etcd deletes it: it expires even
     /// when no handle is running. A later put of the key without that
-    /// lease (any write, from any process) cancels the TTL, as above; the
-    /// expiry is mirrored as a deletion recorded as
+    /// lease (any write, from any process) cancels the TTL, as above, and
+    /// the handle that granted the lease revokes it; the expiry is
+    /// mirrored as a deletion recorded as
     /// [`Operation::External`](crate::Operation::External).
     /// A [durable](crate::Builder::durable) state refuses TTLs: its journal
     /// does not record deadlines yet.

@@ -7,6 +7,12 @@
 //! once. When the process dies, nobody renews it, and etcd deletes the
 //! keys one TTL later. Either way the deletions are ordinary revisions:
 //! every handle's mirror commits them and wakes its waiters.
+//!
+//! The renewal runs on the state's runtime (not the caller's, which may
+//! end first), and the revoke goes through the state's writer, like any
+//! write of the process: so the writer's closures never conflict with it
+//! (see `run`). Only when the writer cannot take it (its mailbox full or
+//! gone) is it sent straight to etcd.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -20,8 +26,17 @@ use crate::error::StateError;
 use super::link::Link;
 use super::run::{failed, timed_out};
 
-/// Renewals come every third of the TTL, at most this far apart.
+/// Renewals come every third of the TTL, at least this far apart...
 const MIN_RENEWAL_PERIOD: Duration = Duration::from_millis(300);
+/// ...and at most this far apart (a long TTL still notices a lost lease).
+const MAX_RENEWAL_PERIOD: Duration = Duration::from_secs(3600);
+
+/// etcd's longest lease TTL (`MaxLeaseTTL`), in seconds: about 285 years.
+pub(crate) const MAX_TTL_SECONDS: i64 = 9_000_000_000;
+
+/// Hands a lease's revoke to the state's writer; `false` if it cannot
+/// take it now.
+pub(crate) type RevokeThroughWriter = Box<dyn Fn(i64) -> bool + Send + Sync>;
 
 /// A granted lease, renewed until dropped.
 pub(crate) struct Lease {
@@ -29,6 +44,7 @@ pub(crate) struct Lease {
     /// Set once the lease is known (or must be assumed) gone.
     expired: Arc<AtomicBool>,
     renewal: tokio::task::AbortHandle,
+    revoke: RevokeThroughWriter,
     client: Client,
     request_timeout: Duration,
     runtime: tokio::runtime::Handle,
@@ -37,6 +53,11 @@ pub(crate) struct Lease {
 impl Lease {
     pub(crate) fn id(&self) -> i64 {
         self.id
+    }
+
+    /// Known gone: etcd refused a put with it.
+    pub(crate) fn mark_expired(&self) {
+        self.expired.store(true, Ordering::Release);
     }
 
     /// `Ok` while the lease may still be alive.
@@ -58,6 +79,9 @@ impl Drop for Lease {
         // Revoke now, so the agent's keys go at once instead of one TTL
         // later. Best effort: if etcd cannot be reached, the lease expires
         // on its own. Spawning on a runtime that shut down does nothing.
+        if (self.revoke)(self.id) {
+            return;
+        }
         let mut client = self.client.clone();
         let (id, timeout) = (self.id, self.request_timeout);
         self.runtime.spawn(async move {
@@ -68,28 +92,35 @@ impl Drop for Lease {
     }
 }
 
-/// A TTL as etcd takes it: whole seconds, rounded up.
+/// A TTL as etcd takes it: whole seconds, rounded up (saturating: a TTL
+/// beyond etcd's longest comes out above [`MAX_TTL_SECONDS`]).
 pub(crate) fn ttl_seconds(ttl: Duration) -> i64 {
-    let seconds = ttl.as_secs() + u64::from(ttl.subsec_nanos() > 0);
+    let seconds = ttl
+        .as_secs()
+        .saturating_add(u64::from(ttl.subsec_nanos() > 0));
     i64::try_from(seconds.max(1)).unwrap_or(i64::MAX)
 }
 
 impl Link {
     /// Grant a lease of `ttl` (whole seconds, rounded up; etcd may raise
-    /// it to its minimum) and start renewing it.
-    pub(crate) async fn grant(&self, ttl: Duration) -> Result<Lease, StateError> {
+    /// it to its minimum, and a TTL beyond its longest is its longest)
+    /// and start renewing it on the state's runtime; `revoke` hands the
+    /// revoke to the writer when the lease is dropped.
+    pub(crate) async fn grant(
+        &self,
+        ttl: Duration,
+        revoke: RevokeThroughWriter,
+    ) -> Result<Lease, StateError> {
         if ttl.is_zero() {
             return Err(StateError::ZeroTtl);
         }
-        let runtime = tokio::runtime::Handle::current();
+        let runtime = self.runtime.clone();
         let mut client = self.client.clone();
-        let granted = tokio::time::timeout(
-            self.request_timeout,
-            client.lease_grant(ttl_seconds(ttl), None),
-        )
-        .await
-        .map_err(|_| timed_out(self.request_timeout))?
-        .map_err(|error| failed(error, None))?;
+        let seconds = ttl_seconds(ttl).min(MAX_TTL_SECONDS);
+        let granted = tokio::time::timeout(self.request_timeout, client.lease_grant(seconds, None))
+            .await
+            .map_err(|_| timed_out(self.request_timeout))?
+            .map_err(|error| failed(error, None))?;
         let (id, ttl) = (granted.id(), granted.ttl());
         let expired = Arc::new(AtomicBool::new(false));
         let renewal = runtime.spawn(renew(
@@ -103,6 +134,7 @@ impl Link {
             id,
             expired,
             renewal: renewal.abort_handle(),
+            revoke,
             client,
             request_timeout: self.request_timeout,
             runtime,
@@ -116,8 +148,12 @@ impl Link {
 /// that lost its lease must not go on writing as if its keys were there.
 async fn renew(mut client: Client, id: i64, ttl: i64, expired: Arc<AtomicBool>, timeout: Duration) {
     let ttl = Duration::from_secs(u64::try_from(ttl.max(1)).unwrap_or(1));
-    let period = (ttl / 3).max(MIN_RENEWAL_PERIOD);
-    let mut deadline = Instant::now() + ttl;
+    let period = (ttl / 3).clamp(MIN_RENEWAL_PERIOD, MAX_RENEWAL_PERIOD);
+    let after = |left: Duration| {
+        let now = Instant::now();
+        now.checked_add(left).unwrap_or(now + MAX_RENEWAL_PERIOD)
+    };
+    let mut deadline = after(ttl);
     loop {
         match tokio::time::timeout(timeout, client.lease_keep_alive(id)).await {
             Ok(Ok((mut keeper, mut responses))) => loop {
@@ -129,7 +165,7 @@ async fn renew(mut client: Client, id: i64, ttl: i64, expired: Arc<AtomicBool>, 
                 match answered {
                     Ok(Ok(Some(response))) if response.ttl() > 0 => {
                         let left = u64::try_from(response.ttl()).unwrap_or(0);
-                        deadline = Instant::now() + Duration::from_secs(left);
+                        deadline = after(Duration::from_secs(left));
                     }
                     Ok(Ok(Some(_))) => {
                         tracing::warn!(

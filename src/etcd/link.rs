@@ -12,4 +12,7 @@ pub(crate) struct Link {
     pub(crate) client: Client,
     pub(crate) prefix: String,
     pub(crate) request_timeout: Duration,
+    /// The state's runtime: lease renewals run there, not on a caller's
+    /// runtime that may end first.
+    pub(crate) runtime: tokio::runtime::Handle,
 }

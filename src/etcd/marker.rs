@@ -22,8 +22,8 @@
 //!
 //! The marker is `prefix + 0xff + "tss-progress"`. No UTF-8 string contains
 //! the byte 0xff, so it sorts after every key of the state; the state's
-//! range is `prefix .. prefix + 0xff`: `clear`, `retain` and a
-//! transaction's "nothing changed since" compare stop there.
+//! range is `prefix + 0x00 .. prefix + 0xff`: `clear`, `retain` and a
+//! transaction's "nothing changed since" compare stay inside it.
 
 /// The byte after every UTF-8 key under the prefix.
 const KEYS_END: u8 = 0xff;
@@ -33,6 +33,16 @@ pub(crate) fn key(prefix: &str) -> Vec<u8> {
     let mut key = keys_end(prefix);
     key.extend_from_slice(b"tss-progress");
     key
+}
+
+/// The first possible key of the state under `prefix` (keys are not
+/// empty, so the bare prefix, which another state's key may be, is not
+/// one).
+pub(crate) fn keys_start(prefix: &str) -> Vec<u8> {
+    let mut start = Vec::with_capacity(prefix.len() + 1);
+    start.extend_from_slice(prefix.as_bytes());
+    start.push(0);
+    start
 }
 
 /// The exclusive end of the state's keys under `prefix`.

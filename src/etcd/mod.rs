@@ -12,6 +12,7 @@ pub(crate) mod marker;
 pub(crate) mod mirror;
 pub(crate) mod mvcc;
 pub(crate) mod run;
+pub(crate) mod ttl;
 pub(crate) mod txn;
 
 use std::fmt;
@@ -70,8 +71,14 @@ const MIRROR_CAPACITY: usize = 1024;
 ///   `create_revision` and `mod_revision`, so a version read from a
 ///   snapshot is a valid compare-and-set token in every process.
 ///   `snapshot_at(v)` for a `v` between two commits is the state at the
-///   newer commit at or before `v`. The history window is the last
-///   `max_history` commits this handle has mirrored.
+///   newer commit at or before `v`. The history window (`history`,
+///   `snapshot_at`, `changes_since`) is the last `max_history` commits
+///   this handle has mirrored; behind it,
+///   [`fetch_snapshot_at`](crate::ThreadSafeState::fetch_snapshot_at) and
+///   `rollback` read etcd's own MVCC history (a range of the prefix at
+///   the revision), back to etcd's last compaction, which is
+///   [`StateError::VersionCompacted`](crate::StateError::VersionCompacted)
+///   with the oldest revision etcd still holds.
 /// - **Each write is one etcd request**, so each command has its own
 ///   revision, and a write **resolves only after the mirror has published
 ///   its revision**: read-your-writes, as in memory. A write that changes
@@ -121,8 +128,13 @@ const MIRROR_CAPACITY: usize = 1024;
 /// - `rollback(v)` within the local history window computes the
 ///   differences locally and writes them in one txn, comparing each key's
 ///   `mod_revision`; a concurrent write to one of them is a conflict. A
-///   rollback to identical contents writes nothing and returns the
-///   current version.
+///   key counts as unchanged when it holds the very value it held at `v`
+///   (as in memory: the same write, not an equal value; a value another
+///   process wrote again counts as changed and is written back). A
+///   rollback that changes nothing writes nothing and returns the current
+///   version. Behind the window the differences come from etcd's history
+///   at `v`: a key is unchanged when its modified revision, or its JSON,
+///   is the same.
 /// - etcd's limits are checked before sending:
 ///   [`StateError::TooManyOperations`](crate::StateError::TooManyOperations)
 ///   (128 operations or compares per txn by default) and
@@ -368,6 +380,7 @@ where
             client: client.clone(),
             prefix: self.prefix.clone(),
             request_timeout: self.request_timeout,
+            runtime: runtime.clone(),
         };
         if state.shared().etcd.set(link).is_err() {
             unreachable!("a new state's lease settings are unset");

@@ -46,7 +46,7 @@ pub(crate) async fn range_at(
     let options = GetOptions::new()
         .with_range(marker::keys_end(prefix))
         .with_revision(revision_number(revision));
-    let read = tokio::time::timeout(timeout, kv.get(prefix, Some(options)))
+    let read = tokio::time::timeout(timeout, kv.get(marker::keys_start(prefix), Some(options)))
         .await
         .map_err(|_| timed_out(timeout))?;
     let mut response = match read {

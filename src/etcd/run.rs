@@ -48,6 +48,7 @@ use crate::Version;
 use super::mirror::revision_version;
 use super::mirror::{Decoded, Mirrored};
 use super::mvcc;
+use super::ttl::TtlLeases;
 use super::txn::{self, Expect, Plan, Planned, Request, Settings};
 
 /// The most commands taken from the mailbox at once.
@@ -99,9 +100,7 @@ struct Finished {
     sent_at: Instant,
     operation: Operation,
     changed_by: Option<Arc<str>>,
-    /// The revision etcd decided the request at, if it answered.
-    decided: Option<Version>,
-    outcome: Result<Option<Version>, StateError>,
+    sent: Sent,
 }
 
 /// Run the writer of an etcd state until every handle is gone (or it is
@@ -116,8 +115,7 @@ where
     // mirror has passed (committed, or seen as the progress marker's).
     let mut waiting: BTreeMap<Version, Vec<Waiting>> = BTreeMap::new();
     let mut passed = writer.committer.newest();
-    // What this handle wrote at a revision, for the commit's record.
-    let mut ours: HashMap<Version, (Operation, Option<Arc<str>>)> = HashMap::new();
+    let mut own = Own::default();
     let mut batch = Vec::with_capacity(MAX_BATCH);
     // Commands taken from the mailbox and not started yet, in order.
     let mut queue: VecDeque<Command<V>> = VecDeque::with_capacity(MAX_BATCH);
@@ -147,9 +145,10 @@ where
                 break;
             }
             let (_, message) = held.pop_front().expect("just seen");
-            passed = passed.max(mirror(&mut writer.committer, message, &mut ours));
+            passed = passed.max(mirror(&mut writer.committer, message, &mut own));
             applied = true;
         }
+        own.revoke_orphans(&target.leases, target.request_timeout);
         if applied {
             release(&mut writer.committer, &mut waiting, passed);
             writer.committer.finish_batch(Instant::now());
@@ -169,7 +168,7 @@ where
                 &mut writer.committer,
                 &target,
                 command,
-                sent + 1,
+                (sent + 1, passed),
                 &mut in_flight,
             ) {
                 sent += 1;
@@ -193,7 +192,7 @@ where
                 match joined {
                     Ok((id, finished)) => {
                         outstanding.remove(&tasks.remove(&id).unwrap_or(finished.sequence));
-                        finish(&mut writer.committer, finished, passed, &mut waiting, &mut ours);
+                        finish(&mut writer.committer, finished, passed, &mut waiting, &mut own);
                     }
                     // A txn task that panicked (a bug): its caller hears
                     // `Closed` from the dropped reply; the mirror must not
@@ -237,13 +236,13 @@ fn reads_mirror<V>(op: &Op<V>) -> bool {
     )
 }
 
-/// Plan `command` and send its txn as number `sequence` (then its task's
-/// id), or answer it at once.
+/// Plan `command` (the mirror has passed revision `passed`) and send its
+/// txn as number `sequence` (then its task's id), or answer it at once.
 fn start<V: Serialize + Send + Sync + 'static>(
     committer: &mut Committer<V>,
     target: &EtcdTarget<V>,
     command: Command<V>,
-    sequence: u64,
+    (sequence, passed): (u64, Version),
     in_flight: &mut JoinSet<Finished>,
 ) -> Option<tokio::task::Id> {
     let Command {
@@ -262,8 +261,16 @@ fn start<V: Serialize + Send + Sync + 'static>(
         committer.count(kind);
     }
     let current = committer.current();
-    let planned =
-        span.in_scope(|| txn::plan(op, lease, &current, committer.history(), &target.settings));
+    let planned = span.in_scope(|| {
+        txn::plan(
+            op,
+            lease,
+            &current,
+            passed,
+            committer.history(),
+            &target.settings,
+        )
+    });
     let request = Dispatch {
         kv: target.kv.clone(),
         leases: target.leases.clone(),
@@ -279,15 +286,14 @@ fn start<V: Serialize + Send + Sync + 'static>(
         }
         Planned::Send(plan) => in_flight.spawn(async move {
             let operation = plan.operation;
-            let (decided, outcome) = request.execute(plan).await;
+            let sent = request.execute(plan).await;
             Finished {
                 sequence,
                 caller: reply,
                 sent_at,
                 operation,
                 changed_by,
-                decided,
-                outcome,
+                sent,
             }
         }),
         // Older than the local window: read the target from etcd's MVCC
@@ -302,10 +308,15 @@ fn start<V: Serialize + Send + Sync + 'static>(
                         Ok(then) => txn::rollback_from_history(&then, &current, settings),
                         Err(error) => Planned::Done(Err(error)),
                     };
-                let (decided, outcome) = match planned {
+                let unsent = |outcome| Sent {
+                    decided: None,
+                    outcome,
+                    granted: None,
+                };
+                let sent = match planned {
                     Planned::Send(plan) => request.execute(plan).await,
-                    Planned::Done(Ok(_)) => (None, Ok(None)),
-                    Planned::Done(Err(error)) => (None, Err(error)),
+                    Planned::Done(Ok(_)) => unsent(Ok(None)),
+                    Planned::Done(Err(error)) => unsent(Err(error)),
                     Planned::FromHistory(_) => unreachable!("planned from the history already"),
                 };
                 Finished {
@@ -314,8 +325,7 @@ fn start<V: Serialize + Send + Sync + 'static>(
                     sent_at,
                     operation: Operation::Rollback,
                     changed_by,
-                    decided,
-                    outcome,
+                    sent,
                 }
             })
         }
@@ -333,12 +343,67 @@ struct Dispatch {
     settings: Arc<Settings>,
 }
 
+/// What the writer remembers of its own requests, for the commits the
+/// mirror brings back.
+#[derive(Default)]
+struct Own {
+    /// What this handle wrote at a revision, for the commit's record.
+    writes: HashMap<Version, (Operation, Option<Arc<str>>)>,
+    /// The leases of its `set_with_ttl` keys.
+    ttl_leases: TtlLeases,
+    /// Leases left without a key, to revoke.
+    orphans: Vec<i64>,
+}
+
+impl Own {
+    /// The mirror commits a change of `key` at `revision`.
+    fn changed(&mut self, key: &str, revision: Version) {
+        if !self.ttl_leases.is_empty() {
+            self.orphans.extend(self.ttl_leases.changed(key, revision));
+        }
+    }
+
+    /// Revoke the leases left without a key, on a task of their own.
+    fn revoke_orphans(&mut self, leases: &LeaseClient, timeout: Duration) {
+        if self.orphans.is_empty() {
+            return;
+        }
+        let orphans = std::mem::take(&mut self.orphans);
+        let mut leases = leases.clone();
+        tokio::spawn(async move {
+            for lease in orphans {
+                // Best effort: an orphan expires on its own anyway.
+                let _ = within(timeout, leases.revoke(lease)).await;
+            }
+        });
+    }
+}
+
+/// What a request came to.
+struct Sent {
+    /// The revision etcd decided it at; none if it did not answer.
+    decided: Option<Version>,
+    /// The revision it wrote, `None` if it changed nothing; or the error.
+    outcome: Result<Option<Version>, StateError>,
+    /// A `set_with_ttl`'s key and the lease granted for it.
+    granted: Option<(Box<str>, i64)>,
+}
+
 impl Dispatch {
-    /// Send `plan` and read the answer: the revision etcd decided it at
-    /// (none if it did not answer), and its outcome.
-    async fn execute(self, plan: Plan) -> (Option<Version>, Result<Option<Version>, StateError>) {
+    /// Send `plan` and read the answer.
+    async fn execute(self, plan: Plan) -> Sent {
         let keys = matches!(plan.expect, Expect::Keys { .. });
-        let sent = send(self.kv, self.leases, plan, self.lease, self.timeout).await;
+        let marker = super::marker::key(&self.settings.prefix);
+        let mut granted = None;
+        let sent = send(
+            (self.kv, self.leases),
+            plan,
+            self.lease,
+            self.timeout,
+            marker,
+            &mut granted,
+        )
+        .await;
         let (decided, outcome) = match sent {
             Ok((decided, outcome)) => (Some(decided), outcome),
             Err(error) => (None, Err(error)),
@@ -358,22 +423,42 @@ impl Dispatch {
             }),
             outcome => outcome,
         };
-        (decided, outcome)
+        Sent {
+            decided,
+            outcome,
+            granted,
+        }
     }
 }
 
 /// Send one planned request (its puts carry `lease`, the handle's) and
 /// read the answer: the revision etcd decided it at (every request makes
 /// one, see [`super::marker`]) and the revision it wrote, `None` if it
-/// changed nothing; or why it failed.
+/// changed nothing; or why it failed. A `set_with_ttl`'s new lease goes
+/// to `granted` as soon as it is granted.
 async fn send(
-    mut kv: KvClient,
-    mut leases: LeaseClient,
+    (mut kv, mut leases): (KvClient, LeaseClient),
     plan: Plan,
     lease: Option<i64>,
     timeout: Duration,
+    marker: Vec<u8>,
+    granted: &mut Option<(Box<str>, i64)>,
 ) -> Result<(Version, Result<Option<Version>, StateError>), StateError> {
     match plan.request {
+        Request::Revoke { lease } => {
+            match within(timeout, leases.revoke(lease)).await? {
+                Ok(_) => {}
+                // Already gone (expired): nothing to revoke.
+                Err(etcd_client::Error::GRpcStatus(status))
+                    if status.code() == tonic::Code::NotFound => {}
+                Err(error) => return Err(failed(error, None)),
+            }
+            let response = within(timeout, kv.put(marker, Vec::new(), None))
+                .await?
+                .map_err(|error| failed(error, None))?;
+            let decided = revision_version(response.header().map_or(0, |h| h.revision()));
+            Ok((decided, Ok(None)))
+        }
         Request::Txn(txn) => {
             let response = within(timeout, kv.txn(txn))
                 .await?
@@ -388,12 +473,14 @@ async fn send(
             ttl,
         } => {
             let lease = match ttl {
-                Some(ttl) => Some(
-                    within(timeout, leases.grant(ttl, None))
+                Some(ttl) => {
+                    let id = within(timeout, leases.grant(ttl.seconds, None))
                         .await?
                         .map_err(|error| failed(error, None))?
-                        .id(),
-                ),
+                        .id();
+                    *granted = Some((ttl.key, id));
+                    Some(id)
+                }
                 None => lease,
             };
             let options = lease.map(|lease| PutOptions::new().with_lease(lease));
@@ -467,12 +554,23 @@ fn finish<V>(
     finished: Finished,
     passed: Version,
     waiting: &mut BTreeMap<Version, Vec<Waiting>>,
-    ours: &mut HashMap<Version, (Operation, Option<Arc<str>>)>,
+    own: &mut Own,
 ) {
-    let (revision, answer) = match (finished.outcome, finished.decided) {
+    if let Some((key, lease)) = finished.sent.granted {
+        match &finished.sent.outcome {
+            Ok(Some(revision)) => own
+                .orphans
+                .extend(own.ttl_leases.granted(key, lease, *revision)),
+            // Granted, but the put did not happen (or may not have: then
+            // revoking deletes the key, as if it expired at once).
+            _ => own.orphans.push(lease),
+        }
+    }
+    let (revision, answer) = match (finished.sent.outcome, finished.sent.decided) {
         (Ok(Some(revision)), _) => {
             if revision > passed {
-                ours.insert(revision, (finished.operation, finished.changed_by));
+                own.writes
+                    .insert(revision, (finished.operation, finished.changed_by));
             }
             (revision, Answer::Wrote)
         }
@@ -516,11 +614,7 @@ fn reply<V>(committer: &mut Committer<V>, waiter: Waiting, revision: Version) {
 
 /// Commit what the mirror sent (not yet published); how far it has
 /// passed.
-fn mirror<V>(
-    committer: &mut Committer<V>,
-    message: Mirrored<V>,
-    ours: &mut HashMap<Version, (Operation, Option<Arc<str>>)>,
-) -> Version {
+fn mirror<V>(committer: &mut Committer<V>, message: Mirrored<V>, own: &mut Own) -> Version {
     let through = match message {
         Mirrored::Revisions { revisions, through } => {
             for (revision, changes) in revisions {
@@ -528,9 +622,13 @@ fn mirror<V>(
                     // Already covered by a relist.
                     continue;
                 }
-                let (operation, changed_by) = ours
+                let (operation, changed_by) = own
+                    .writes
                     .remove(&revision)
                     .unwrap_or((Operation::External, None));
+                for change in &changes {
+                    own.changed(&change.key, revision);
+                }
                 committer.apply_remote(
                     revision,
                     operation,
@@ -570,6 +668,9 @@ fn mirror<V>(
                 modified: revision,
             }));
             drop(current);
+            for change in &changes {
+                own.changed(&change.key, revision);
+            }
             // Committed even when nothing differs, so the version moves to
             // the listing's revision: a caller waiting for a revision the
             // relist covers is answered with the state at or after it.
@@ -580,7 +681,7 @@ fn mirror<V>(
     // Revisions this handle wrote that the mirror has passed are recorded
     // (or were folded into a relist): forget them.
     let newest = committer.newest();
-    ours.retain(|revision, _| *revision > newest);
+    own.writes.retain(|revision, _| *revision > newest);
     through.max(newest)
 }
 

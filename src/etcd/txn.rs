@@ -83,8 +83,19 @@ pub(crate) enum Request {
         key: Vec<u8>,
         value: Vec<u8>,
         lease: Option<i64>,
-        ttl: Option<i64>,
+        ttl: Option<Ttl>,
     },
+    /// Revoke a dropped handle's lease (its keys go), then put the
+    /// progress marker, so the request has a revision the mirror sees.
+    Revoke {
+        lease: i64,
+    },
+}
+
+/// A `set_with_ttl`'s lease to grant: its TTL, for the state's `key`.
+pub(crate) struct Ttl {
+    pub(crate) seconds: i64,
+    pub(crate) key: Box<str>,
 }
 
 /// A command turned into a request.
@@ -192,7 +203,7 @@ impl<'a> Builder<'a> {
     /// Require that no key under the prefix was put after `snapshot`, and
     /// on failure read the first one that was.
     fn unchanged_since(&mut self, snapshot: Version) {
-        let prefix = self.settings.prefix.as_bytes().to_vec();
+        let prefix = marker::keys_start(&self.settings.prefix);
         let end = marker::keys_end(&self.settings.prefix);
         let after = revision_number(snapshot).saturating_add(1);
         self.bytes += 2 * (prefix.len() + end.len() + OVERHEAD_PER_ITEM);
@@ -252,10 +263,14 @@ impl<'a> Builder<'a> {
     }
 }
 
+/// `value`'s JSON; a non-finite float is refused, not written as `null`
+/// (see [`crate::json`]).
 fn encode<V: Serialize>(value: &V) -> Result<Vec<u8>, StateError> {
-    serde_json::to_vec(value).map_err(|error| StateError::NotSerializable {
+    let mut bytes = Vec::new();
+    crate::json::write(&mut bytes, value).map_err(|error| StateError::NotSerializable {
         cause: Cause::new(error),
-    })
+    })?;
+    Ok(bytes)
 }
 
 /// Nothing written: the version stays the published one.
@@ -280,7 +295,7 @@ fn send(builder: Builder<'_>, operation: Operation, expect: Expect) -> Planned {
 
 /// A `set` as one plain put (with a lease of `ttl` seconds, if given),
 /// its size checked first.
-fn single_put<V: Serialize>(txn: &Builder<'_>, key: &str, value: &V, ttl: Option<i64>) -> Planned {
+fn single_put<V: Serialize>(txn: &Builder<'_>, key: &str, value: &V, ttl: Option<Ttl>) -> Planned {
     let value = match encode(value) {
         Ok(value) => value,
         Err(error) => return Planned::Done(Err(error)),
@@ -311,23 +326,40 @@ fn as_found(entry: Option<&Entry<impl Sized>>) -> Precondition {
     })
 }
 
-/// Turn `op` into a txn against `current`, the mirror's newest snapshot;
-/// its puts carry `lease`, the handle's.
+/// Turn `op` into a txn against `current`, the mirror's newest snapshot,
+/// which shows every revision up to `passed` (the mirror has seen them;
+/// the last ones may have changed nothing it shows); its puts carry
+/// `lease`, the handle's.
 pub(crate) fn plan<V: Serialize>(
     op: Op<V>,
     lease: Option<i64>,
     current: &Snapshot<V>,
+    passed: Version,
     history: &Mutex<History<V>>,
     settings: &Settings,
 ) -> Planned {
     let mut txn = Builder::new(settings, lease);
     let attempt = match op {
         Op::Close => return unchanged(current),
+        Op::RevokeLease(lease) => {
+            return Planned::Send(Plan {
+                request: Request::Revoke { lease },
+                operation: Operation::External,
+                expect: Expect::Writes,
+                marked: false,
+            })
+        }
         // A lease of its own, granted when the request is sent: the key
         // goes with it, unless a later write replaces it (a put without
         // this lease detaches it), as in memory.
         Op::SetWithTtl { key, value, ttl } => {
-            let ttl = Some(super::lease::ttl_seconds(ttl));
+            // Beyond etcd's longest lease: never expires, as in memory.
+            let ttl = Some(super::lease::ttl_seconds(ttl))
+                .filter(|&seconds| seconds <= super::lease::MAX_TTL_SECONDS)
+                .map(|seconds| Ttl {
+                    seconds,
+                    key: key.as_str().into(),
+                });
             return single_put(&txn, key.as_str(), &value, ttl);
         }
         Op::Set { key, value } => return single_put(&txn, key.as_str(), &value, None),
@@ -352,8 +384,10 @@ pub(crate) fn plan<V: Serialize>(
             Ok((Operation::Delete, Expect::Writes))
         }
         Op::Clear => {
-            let prefix = settings.prefix.as_bytes();
-            txn.delete_range(prefix.to_vec(), marker::keys_end(&settings.prefix));
+            txn.delete_range(
+                marker::keys_start(&settings.prefix),
+                marker::keys_end(&settings.prefix),
+            );
             Ok((Operation::Clear, Expect::Writes))
         }
         Op::Retain(keys) => {
@@ -362,7 +396,7 @@ pub(crate) fn plan<V: Serialize>(
             let mut kept: Vec<Vec<u8>> = keys.iter().map(|key| txn.full_key(key)).collect();
             kept.sort_unstable();
             kept.dedup();
-            let mut start = settings.prefix.as_bytes().to_vec();
+            let mut start = marker::keys_start(&settings.prefix);
             for key in kept {
                 let mut after = key.clone();
                 after.push(0);
@@ -486,14 +520,15 @@ pub(crate) fn plan<V: Serialize>(
                     break;
                 }
             }
-            txn.unchanged_since(current.version());
+            let seen = passed.max(current.version());
+            txn.unchanged_since(seen);
             match failed {
                 Some(error) => Err(error),
                 None => Ok((
                     Operation::Transaction,
                     Expect::Keys {
                         keys,
-                        snapshot: current.version(),
+                        snapshot: seen,
                     },
                 )),
             }

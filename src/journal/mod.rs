@@ -8,7 +8,6 @@
 
 pub(crate) mod appender;
 pub(crate) mod format;
-pub(crate) mod json;
 pub(crate) mod store;
 #[cfg(test)]
 mod tests;

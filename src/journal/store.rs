@@ -25,7 +25,7 @@ use serde::Serialize;
 use crate::error::Cause;
 use crate::history::{Commit, CommitView};
 use crate::journal::format::{self, Header, Malformed, FORMAT};
-use crate::journal::json;
+use crate::json;
 use crate::map::Map;
 use crate::replay::{Replay, Replayed};
 use crate::snapshot::{Entry, Snapshot};

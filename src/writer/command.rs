@@ -45,6 +45,10 @@ pub(crate) enum Op<V> {
         value: V,
         expected: Precondition,
     },
+    /// Revoke an etcd lease (a leased handle was dropped): sent by the
+    /// crate, never by a caller, and answered to nobody.
+    #[cfg(feature = "etcd")]
+    RevokeLease(i64),
     DeleteIf {
         key: KeyArg,
         expected: Precondition,
@@ -60,6 +64,8 @@ impl<V> Op<V> {
     pub(crate) fn kind(&self) -> Option<OpKind> {
         Some(match self {
             Op::Close => return None,
+            #[cfg(feature = "etcd")]
+            Op::RevokeLease(_) => return None,
             // Counted as a set: `OperationCounts` has no TTL field.
             Op::Set { .. } | Op::SetWithTtl { .. } => OpKind::Set,
             Op::Update(_) => OpKind::Update,

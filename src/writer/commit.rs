@@ -420,6 +420,9 @@ impl<V> Committer<V> {
         let written: Written<V> = match op {
             // Taken out in `commit_batch`; harmless if it ever got here.
             Op::Close => return Ok(self.unchanged()),
+            // Leases are etcd's: only an etcd writer gets this.
+            #[cfg(feature = "etcd")]
+            Op::RevokeLease(_) => return Ok(self.unchanged()),
             Op::Rollback(target) => self
                 .rollback(target, next)
                 .map(|changes| (Operation::Rollback, changes)),

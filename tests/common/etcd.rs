@@ -179,4 +179,3 @@ pub(crate) async fn connect_retrying(endpoint: &str, prefix: &str) -> ThreadSafe
         }
     }
 }
-

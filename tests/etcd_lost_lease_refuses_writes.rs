@@ -1,4 +1,4 @@
-//! Review: after etcd said a handle's lease is gone, the handle still
+//! (Found by review.) after etcd said a handle's lease is gone, the handle still
 //! applies writes.
 //!
 //! `for_agent_with_lease` documents: "Once the lease is lost (etcd says so,

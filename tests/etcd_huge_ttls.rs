@@ -1,4 +1,4 @@
-//! Review: huge TTLs on etcd.
+//! (Found by review.) huge TTLs on etcd.
 //!
 //! `set_with_ttl` documents that "a TTL too long for the clock to represent
 //! (hundreds of years) never expires", and `Duration::MAX` is the usual way

@@ -1,4 +1,4 @@
-//! Review: a revision that changes nothing the mirror can see is never
+//! (Found by review.) a revision that changes nothing the mirror can see is never
 //! published, so a write that made it never answers.
 //!
 //! The mirror turns a put whose value does not decode as `V` into a

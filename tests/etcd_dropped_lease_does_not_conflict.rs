@@ -1,4 +1,4 @@
-//! Review: dropping a leased handle makes the state's own `modify` conflict.
+//! (Found by review.) dropping a leased handle makes the state's own `modify` conflict.
 //!
 //! `EtcdBuilder`'s doc: `modify`, `transaction` and `rollback` wait until
 //! this handle's earlier writes are mirrored, "so a handle's own writes

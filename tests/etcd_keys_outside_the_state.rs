@@ -1,4 +1,4 @@
-//! Review: a key the mirror ignores wedges the writer.
+//! (Found by review.) a key the mirror ignores wedges the writer.
 //!
 //! The mirror drops watch events whose key is *exactly* the prefix (the
 //! empty state key) or not UTF-8 (`Mirror::strip` returns `None`), and when

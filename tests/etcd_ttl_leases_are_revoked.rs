@@ -1,4 +1,4 @@
-//! Review: `set_with_ttl` on etcd leaks one lease per call.
+//! (Found by review.) `set_with_ttl` on etcd leaks one lease per call.
 //!
 //! Each `set_with_ttl` grants a fresh etcd lease for the key and nothing
 //! ever revokes it: not when a later `set_with_ttl` of the same key

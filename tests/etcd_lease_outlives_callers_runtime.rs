@@ -1,4 +1,4 @@
-//! Review: a lease granted from another runtime dies with that runtime.
+//! (Found by review.) a lease granted from another runtime dies with that runtime.
 //!
 //! `Leases::grant` spawns the renewal task (and later the revoke) on the
 //! runtime of the *caller* (`Handle::current()`), not on the state's

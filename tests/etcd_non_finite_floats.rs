@@ -1,4 +1,4 @@
-//! Review: non-finite floats on etcd are acknowledged and then lost.
+//! (Found by review.) non-finite floats on etcd are acknowledged and then lost.
 //!
 //! serde_json writes `NaN` and `±inf` as `null`. The journal refuses them
 //! (`src/journal/json.rs`, tests/durable_refuses_non_finite_floats.rs), but

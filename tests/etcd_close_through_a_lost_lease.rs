@@ -1,4 +1,4 @@
-//! Review: `close()` through a handle whose lease was lost.
+//! (Found by review.) `close()` through a handle whose lease was lost.
 //!
 //! `close` documents "# Errors: None today", and closing is not a write.
 //! But `close` goes through `submit`, which first checks the handle's lease:

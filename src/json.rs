@@ -1,4 +1,5 @@
-//! Values to and from the journal's JSON, without silent loss.
+//! Values to and from JSON (a journal's records, etcd's values), without
+//! silent loss.
 //!
 //! serde_json writes a NaN or an infinite float as `null` instead of
 //! failing, so such a value would be acknowledged and then come back as
