@@ -60,4 +60,62 @@ where
             read => read,
         }
     }
+
+    /// [`changes_since`](Self::changes_since), reaching further back
+    /// where the backend keeps history: on an etcd state, the commits
+    /// between `version` and the local window are rebuilt from etcd's MVCC
+    /// store (the state at `version`, then a watch of the revisions since),
+    /// back to etcd's last compaction; the stream then goes on with the
+    /// local window and live commits, each version once, in order. Those
+    /// older commits are recorded as
+    /// [`Operation::External`](crate::Operation::External), one per etcd
+    /// revision that changed what the state shows, with the time they were
+    /// read (etcd keeps no times). In memory and on a journal this is
+    /// `changes_since`.
+    ///
+    /// # Errors
+    ///
+    /// As [`changes_since`](Self::changes_since), with
+    /// [`StateError::VersionCompacted`] when etcd has compacted `version`
+    /// too; on etcd also [`StateError::OutcomeUnknown`] or
+    /// [`StateError::EtcdRejected`] if reading its history failed.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use thread_safe_state::{StateError, ThreadSafeState, Version};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), StateError> {
+    /// let state = ThreadSafeState::new();
+    /// state.set("a", 1).await?;
+    /// let mut changes = state.fetch_changes_since(Version::INITIAL).await?;
+    /// assert_eq!(changes.next().await.unwrap()?.version, Version::new(1));
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn fetch_changes_since(
+        &self,
+        version: Version,
+    ) -> Result<crate::ChangeStream<V>, StateError> {
+        #[cfg(feature = "etcd")]
+        if let Some(link) = self.shared().etcd.get() {
+            // The window may move on while etcd is read: then read again.
+            for _ in 0..3 {
+                match self.changes_since(version) {
+                    Err(StateError::VersionCompacted {
+                        oldest_retained, ..
+                    }) => {
+                        let older = link.commits_between(version, oldest_retained).await?;
+                        match self.changes_after(version, oldest_retained, older) {
+                            Err(StateError::VersionCompacted { .. }) => continue,
+                            read => return read,
+                        }
+                    }
+                    read => return read,
+                }
+            }
+        }
+        self.changes_since(version)
+    }
 }

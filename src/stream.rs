@@ -80,6 +80,18 @@ impl<V: Send + Sync + 'static> ThreadSafeState<V> {
     /// # }
     /// ```
     pub fn changes_since(&self, version: Version) -> Result<ChangeStream<V>, StateError> {
+        self.changes_after(version, version, Vec::new())
+    }
+
+    /// Every commit after `version`: `older`, the commits after `version`
+    /// up to `start` read elsewhere (etcd's history), oldest first, then
+    /// the retained history after `start`, then live commits.
+    pub(crate) fn changes_after(
+        &self,
+        version: Version,
+        start: Version,
+        older: Vec<CommitView<V>>,
+    ) -> Result<ChangeStream<V>, StateError> {
         // Subscribe before loading the published version: every group
         // published after that load is sent to this subscription (see
         // `writer::feed::Feed::send`), and every one before it is in the
@@ -94,13 +106,14 @@ impl<V: Send + Sync + 'static> ThreadSafeState<V> {
             });
         }
         let oldest_retained = history.oldest_retained(horizon);
-        if version < oldest_retained {
+        if start < oldest_retained {
             return Err(StateError::VersionCompacted {
-                target: version,
+                target: start,
                 oldest_retained,
             });
         }
-        let backlog = history.views_between(version, horizon).into();
+        let mut backlog: VecDeque<CommitView<V>> = older.into();
+        backlog.extend(history.views_between(start, horizon));
         Ok(ChangeStream {
             backlog,
             next: version.next(),

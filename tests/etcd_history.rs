@@ -125,6 +125,7 @@ async fn a_compacted_version_is_the_typed_error() {
 
     for outcome in [
         state.fetch_snapshot_at(old).await.map(|_| Version::INITIAL),
+        state.fetch_changes_since(old).await.map(|_| Version::INITIAL),
         state.rollback(old).await,
     ] {
         match outcome {
@@ -139,4 +140,63 @@ async fn a_compacted_version_is_the_typed_error() {
         }
     }
     assert_eq!(state.get("k").as_deref(), Some(&4));
+}
+
+/// The records of one commit, comparable: key, old and new value.
+type Records = Vec<(String, Option<i64>, Option<i64>)>;
+
+fn records(set: &thread_safe_state::ChangeSet<i64>) -> Records {
+    let mut records: Records = set
+        .records
+        .iter()
+        .map(|record| {
+            (
+                record.key.clone(),
+                record.old_value.as_deref().copied(),
+                record.new_value.as_deref().copied(),
+            )
+        })
+        .collect();
+    records.sort();
+    records
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fetch_changes_since_rebuilds_the_commits_behind_the_window() {
+    let Some(endpoint) = endpoint("fetch_changes_since") else {
+        return;
+    };
+    let prefix = prefix("mvcc-changes");
+    let state = connect(&endpoint, &prefix).await;
+    // A handle with a window wide enough to see every commit itself.
+    let witness = ThreadSafeState::<i64>::builder()
+        .etcd([endpoint.as_str()], prefix.as_str())
+        .connect()
+        .await
+        .unwrap();
+    let start = state.version();
+    let mut seen = witness.changes_since(witness.version()).unwrap();
+    let mut written = vec![state.update([("a", 1), ("b", 2)]).await.unwrap()];
+    written.push(state.set("a", 3).await.unwrap());
+    state.delete("b").await.unwrap();
+    written.push(state.version());
+    written.push(state.set("c", 4).await.unwrap());
+    written.push(state.update([("a", 5), ("c", 6)]).await.unwrap());
+    written.push(state.clear().await.unwrap());
+    assert!(
+        state.changes_since(start).is_err(),
+        "behind the local window"
+    );
+
+    let mut changes = state.fetch_changes_since(start).await.unwrap();
+    let live = state.set("d", 7).await.unwrap();
+    written.push(live);
+    for version in &written {
+        let fetched = changes.next().await.unwrap().unwrap();
+        let expected = seen.next().await.unwrap().unwrap();
+        assert_eq!(fetched.version, *version);
+        assert_eq!(expected.version, *version);
+        assert_eq!(records(&fetched), records(&expected), "at {version:?}");
+    }
+    assert_eq!(changes.next_version(), live.next());
 }

@@ -74,8 +74,9 @@ const MIRROR_CAPACITY: usize = 1024;
 ///   newer commit at or before `v`. The history window (`history`,
 ///   `snapshot_at`, `changes_since`) is the last `max_history` commits
 ///   this handle has mirrored; behind it,
-///   [`fetch_snapshot_at`](crate::ThreadSafeState::fetch_snapshot_at) and
-///   `rollback` read etcd's own MVCC history (a range of the prefix at
+///   [`fetch_snapshot_at`](crate::ThreadSafeState::fetch_snapshot_at),
+///   [`fetch_changes_since`](crate::ThreadSafeState::fetch_changes_since)
+///   and `rollback` read etcd's own MVCC history (a range of the prefix at
 ///   the revision), back to etcd's last compaction, which is
 ///   [`StateError::VersionCompacted`](crate::StateError::VersionCompacted)
 ///   with the oldest revision etcd still holds.

@@ -1,15 +1,16 @@
-//! etcd's MVCC history: the prefix as it was at a revision, for what the
-//! local history window no longer holds (`fetch_snapshot_at`, and a
-//! `rollback` to a version older than the window), back to etcd's last
-//! compaction.
+//! etcd's MVCC history: the prefix as it was at a revision, and the
+//! commits since, for what the local history window no longer holds
+//! (`fetch_snapshot_at`, `fetch_changes_since`, and a `rollback` to a
+//! version older than the window), back to etcd's last compaction.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use etcd_client::{Client, GetOptions, KeyValue, KvClient, WatchOptions};
+use etcd_client::{Client, EventType, GetOptions, KeyValue, KvClient, WatchOptions};
 use serde::de::DeserializeOwned;
 
-use crate::error::StateError;
+use crate::error::{Cause, StateError};
+use crate::history::{Change, Changes, CommitView, Operation};
 use crate::map::Map;
 use crate::snapshot::{Entry, Snapshot};
 use crate::sync::Arc;
@@ -155,4 +156,116 @@ impl Link {
         let keys = range_at(&self.client, &self.prefix, revision, self.request_timeout).await?;
         Ok(snapshot(revision, keys))
     }
+}
+
+impl Link {
+    /// The commits after `after` up to `upto` (included), rebuilt from
+    /// etcd's history: the state at `after` (a range at that revision),
+    /// then the events of a watch from the next revision, one commit per
+    /// revision that changes what the state shows, recorded as
+    /// [`Operation::External`]. etcd keeps no times: each commit's
+    /// timestamp is when it was read.
+    ///
+    /// The watch ends at the first event after `upto`; so that there is
+    /// one, this puts the progress marker first (a revision of its own).
+    pub(crate) async fn commits_between<V: DeserializeOwned>(
+        &self,
+        after: Version,
+        upto: Version,
+    ) -> Result<Vec<CommitView<V>>, StateError> {
+        let timeout = self.request_timeout;
+        let then = range_at(&self.client, &self.prefix, after, timeout).await?;
+        let mut values: BTreeMap<Box<str>, Arc<V>> = then
+            .into_iter()
+            .filter_map(|(key, held)| {
+                Some((key, Arc::new(serde_json::from_slice(&held.value).ok()?)))
+            })
+            .collect();
+        let mut kv = self.client.kv_client();
+        tokio::time::timeout(timeout, kv.put(marker::key(&self.prefix), Vec::new(), None))
+            .await
+            .map_err(|_| timed_out(timeout))?
+            .map_err(|error| failed(error, None))?;
+        let options = WatchOptions::new()
+            .with_prefix()
+            .with_start_revision(revision_number(after.next()));
+        let read = async {
+            let mut stream = self
+                .client
+                .watch_client()
+                .watch(self.prefix.as_str(), Some(options))
+                .await
+                .map_err(|error| failed(error, None))?;
+            let mut commits = Vec::new();
+            loop {
+                let Some(response) = stream
+                    .message()
+                    .await
+                    .map_err(|error| failed(error, None))?
+                else {
+                    return Err(StateError::OutcomeUnknown {
+                        cause: Cause::new(std::io::Error::other(
+                            "the watch of etcd's history ended",
+                        )),
+                    });
+                };
+                if response.canceled() {
+                    return Err(StateError::VersionCompacted {
+                        target: after,
+                        oldest_retained: revision_version(response.compact_revision()),
+                    });
+                }
+                let mut changes: Vec<Change<V>> = Vec::new();
+                let mut at = None;
+                for event in response.events() {
+                    let Some(kv) = event.kv() else { continue };
+                    let revision = revision_version(kv.mod_revision());
+                    if at.is_some_and(|at| at != revision) {
+                        commits.extend(commit(at, std::mem::take(&mut changes)));
+                    }
+                    if revision > upto {
+                        return Ok(commits);
+                    }
+                    at = Some(revision);
+                    let Some((key, _)) = held(&self.prefix, kv.clone()) else {
+                        continue; // the marker, or a key outside the state
+                    };
+                    let new = match event.event_type() {
+                        EventType::Put => {
+                            serde_json::from_slice::<V>(kv.value()).ok().map(Arc::new)
+                        }
+                        EventType::Delete => None,
+                    };
+                    let old = match &new {
+                        Some(value) => values.insert(key.clone(), Arc::clone(value)),
+                        None => values.remove(&key),
+                    };
+                    if old.is_some() || new.is_some() {
+                        changes.push(Change {
+                            key: Arc::from(&*key),
+                            old,
+                            new,
+                        });
+                    }
+                }
+                commits.extend(commit(at, changes));
+            }
+        };
+        tokio::time::timeout(timeout, read)
+            .await
+            .map_err(|_| timed_out(timeout))?
+    }
+}
+
+/// One revision's changes as a commit, if it changed anything.
+fn commit<V>(at: Option<Version>, changes: Vec<Change<V>>) -> Option<CommitView<V>> {
+    let version = at?;
+    (!changes.is_empty()).then(|| CommitView {
+        version,
+        timestamp: std::time::SystemTime::now(),
+        operation: Operation::External,
+        changed_by: None,
+        changes: Changes::written(changes),
+        restored_from: None,
+    })
 }
