@@ -73,3 +73,33 @@ async fn caught_up_i64(state: &ThreadSafeState<i64>, version: thread_safe_state:
         .await
         .unwrap();
 }
+
+/// The control (passes): the same calls one after another keep the key.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sequential_ttl_sets_keep_the_key() {
+    let Some(endpoint) = endpoint("review_ttl_lease_sequential") else {
+        return;
+    };
+    let prefix = prefix("review-ttl-lease-sequential");
+    let state = ThreadSafeState::<i64>::builder()
+        .etcd([&endpoint], &prefix)
+        .request_timeout(Duration::from_secs(5))
+        .connect()
+        .await
+        .unwrap();
+    let mut newest = thread_safe_state::Version::INITIAL;
+    for i in 0..24 {
+        newest = state
+            .set_with_ttl("job", i, Duration::from_secs(60))
+            .await
+            .unwrap();
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let fresh = ThreadSafeState::<i64>::builder()
+        .etcd([&endpoint], &prefix)
+        .connect()
+        .await
+        .unwrap();
+    caught_up_i64(&fresh, newest).await;
+    assert_eq!(fresh.get("job").as_deref(), Some(&23));
+}
