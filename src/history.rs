@@ -253,16 +253,22 @@ pub(crate) struct History<V> {
     /// The newest version known to be published when the writer last
     /// pushed; a lower bound for every reader's horizon.
     published: Version,
+    /// Versions this history never saw, as `(after, upto)`: every version
+    /// strictly between the two is unknown. An etcd relist commits the
+    /// differences of the revisions it missed as one version `upto`; the
+    /// state at a revision in between is not the commit before it.
+    gaps: imbl::Vector<(Version, Version)>,
 }
 
 impl<V> Clone for History<V> {
-    /// O(1): the vector's chunks are shared.
+    /// O(1): the vectors' chunks are shared.
     fn clone(&self) -> Self {
         Self {
             max_history: self.max_history,
             base: self.base.clone(),
             commits: self.commits.clone(),
             published: self.published,
+            gaps: self.gaps.clone(),
         }
     }
 }
@@ -275,7 +281,26 @@ impl<V> History<V> {
             base: initial,
             commits: imbl::Vector::new(),
             published,
+            gaps: imbl::Vector::new(),
         }
+    }
+
+    /// Every version strictly between `after` and `upto` is unknown (an
+    /// etcd relist at `upto`).
+    #[cfg(feature = "etcd")]
+    pub(crate) fn mark_gap(&mut self, after: Version, upto: Version) {
+        let oldest = self.base.version();
+        self.gaps.retain(|&(_, gap_upto)| gap_upto > oldest);
+        self.gaps.push_back((after, upto));
+    }
+
+    /// The end of the gap `version` falls in, if it does: the first
+    /// version known after it.
+    pub(crate) fn gap_containing(&self, version: Version) -> Option<Version> {
+        self.gaps
+            .iter()
+            .find(|&&(after, upto)| after < version && version < upto)
+            .map(|&(_, upto)| upto)
     }
 
     /// The newest version recorded, published or not. Only the writer may
@@ -422,6 +447,11 @@ impl<V> History<V> {
         }
         if version > horizon {
             return Err(Unreachable::Future);
+        }
+        if let Some(upto) = self.gap_containing(version) {
+            return Err(Unreachable::Compacted {
+                oldest_retained: upto,
+            });
         }
         let count = self.count_upto(version);
         if count == 0 {

@@ -53,6 +53,8 @@ where
     ///
     /// # #[tokio::main]
     /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # #[cfg(feature = "etcd")]
+    /// # {
     /// let state = ThreadSafeState::<String>::builder()
     ///     .etcd(["http://127.0.0.1:2379"], "workers/")
     ///     .connect()
@@ -62,6 +64,7 @@ where
     /// // ... if this process dies, `claimed/job-42` is gone 5 s later;
     /// drop(worker); // done: the claim goes now
     /// state.wait_for(|s| !s.contains_key("claimed/job-42")).await?;
+    /// # }
     /// # Ok(())
     /// # }
     /// ```

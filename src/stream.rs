@@ -112,6 +112,14 @@ impl<V: Send + Sync + 'static> ThreadSafeState<V> {
                 oldest_retained,
             });
         }
+        // Inside a gap (an etcd relist), the commits after `start` would
+        // include changes made before it.
+        if let Some(upto) = history.gap_containing(start) {
+            return Err(StateError::VersionCompacted {
+                target: start,
+                oldest_retained: upto,
+            });
+        }
         let mut backlog: VecDeque<CommitView<V>> = older.into();
         backlog.extend(history.views_between(start, horizon));
         Ok(ChangeStream {

@@ -125,7 +125,10 @@ async fn a_compacted_version_is_the_typed_error() {
 
     for outcome in [
         state.fetch_snapshot_at(old).await.map(|_| Version::INITIAL),
-        state.fetch_changes_since(old).await.map(|_| Version::INITIAL),
+        state
+            .fetch_changes_since(old)
+            .await
+            .map(|_| Version::INITIAL),
         state.rollback(old).await,
     ] {
         match outcome {

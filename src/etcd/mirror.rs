@@ -24,6 +24,12 @@ use crate::Version;
 const MIN_BACKOFF: Duration = Duration::from_millis(50);
 const MAX_BACKOFF: Duration = Duration::from_secs(2);
 
+/// The largest reply the client decodes: none. A listing holds the whole
+/// state, and a watch that catches up after an outage gets up to 1,000
+/// revisions in one reply; a limit below that would fail the same read
+/// forever (tonic's default is 4 MiB).
+pub(crate) const MAX_MESSAGE: usize = usize::MAX;
+
 /// One key as the mirror decoded it.
 pub(crate) struct Decoded<V> {
     /// The key without the prefix.
@@ -85,7 +91,10 @@ impl Mirror {
     pub(crate) async fn list<V: DeserializeOwned>(
         &self,
     ) -> Result<(Version, Vec<Decoded<V>>), ListError> {
-        let mut kv = self.client.kv_client();
+        let mut kv = self
+            .client
+            .kv_client()
+            .max_decoding_message_size(MAX_MESSAGE);
         let request = kv.get(
             self.prefix.as_bytes(),
             Some(GetOptions::new().with_prefix()),
@@ -205,7 +214,7 @@ impl Mirror {
         let mut watch_client = self
             .client
             .watch_client()
-            .max_decoding_message_size(64 << 20);
+            .max_decoding_message_size(MAX_MESSAGE);
         let mut stream = match watch_client
             .watch(self.prefix.as_bytes(), Some(options))
             .await

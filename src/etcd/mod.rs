@@ -389,7 +389,9 @@ where
         let (to_writer, from_mirror) = mpsc::channel(MIRROR_CAPACITY);
         let mirror_task = runtime.spawn(mirror.run::<V>(revision.next(), to_writer));
         let target = EtcdTarget {
-            kv: client.kv_client(),
+            kv: client
+                .kv_client()
+                .max_decoding_message_size(mirror::MAX_MESSAGE),
             leases: client.lease_client(),
             settings: Arc::new(Settings {
                 prefix: self.prefix,

@@ -18,7 +18,7 @@ use crate::Version;
 
 use super::link::Link;
 use super::marker;
-use super::mirror::{revision_number, revision_version};
+use super::mirror::{revision_number, revision_version, MAX_MESSAGE};
 use super::run::{failed, timed_out};
 
 /// A key of the state as etcd held it at a revision: its value's bytes,
@@ -43,10 +43,12 @@ pub(crate) async fn range_at(
     revision: Version,
     timeout: Duration,
 ) -> Result<BTreeMap<Box<str>, Held>, StateError> {
-    let mut kv: KvClient = client.kv_client();
+    let mut kv: KvClient = client.kv_client().max_decoding_message_size(MAX_MESSAGE);
+    // etcd reads revision 0 as "the newest"; the state at version 0 is
+    // the one before any write, as at revision 1, a new cluster's.
     let options = GetOptions::new()
         .with_range(marker::keys_end(prefix))
-        .with_revision(revision_number(revision));
+        .with_revision(revision_number(revision).max(1));
     let read = tokio::time::timeout(timeout, kv.get(marker::keys_start(prefix), Some(options)))
         .await
         .map_err(|_| timed_out(timeout))?;
@@ -105,7 +107,7 @@ async fn oldest_revision(
 ) -> Option<Version> {
     let options = WatchOptions::new()
         .with_range(marker::keys_end(prefix))
-        .with_start_revision(revision_number(from));
+        .with_start_revision(revision_number(from).max(1));
     let asked = async {
         let mut stream = client
             .watch_client()
@@ -193,6 +195,7 @@ impl Link {
             let mut stream = self
                 .client
                 .watch_client()
+                .max_decoding_message_size(MAX_MESSAGE)
                 .watch(self.prefix.as_str(), Some(options))
                 .await
                 .map_err(|error| failed(error, None))?;

@@ -32,6 +32,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
 use etcd_client::{KvClient, LeaseClient, PutOptions};
+use serde::de::DeserializeOwned;
 use serde::Serialize;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
@@ -107,7 +108,7 @@ struct Finished {
 /// closed) and every caller answered.
 pub(crate) async fn run<V>(writer: Writer<V>, mut target: EtcdTarget<V>)
 where
-    V: Serialize + Send + Sync + 'static,
+    V: Serialize + DeserializeOwned + Send + Sync + 'static,
 {
     let mut writer = writer;
     let mut in_flight: JoinSet<Finished> = JoinSet::new();
@@ -238,7 +239,7 @@ fn reads_mirror<V>(op: &Op<V>) -> bool {
 
 /// Plan `command` (the mirror has passed revision `passed`) and send its
 /// txn as number `sequence` (then its task's id), or answer it at once.
-fn start<V: Serialize + Send + Sync + 'static>(
+fn start<V: Serialize + DeserializeOwned + Send + Sync + 'static>(
     committer: &mut Committer<V>,
     target: &EtcdTarget<V>,
     command: Command<V>,

@@ -16,11 +16,17 @@ pub(crate) struct TtlLeases {
 }
 
 impl TtlLeases {
-    /// `key` was put at `revision` with its own new `lease`: the lease it
-    /// had before, if any, to revoke.
+    /// `key` was put at `revision` with its own new `lease`: the lease no
+    /// longer attached to it, if any, to revoke. Puts answer in any order:
+    /// of two, the one with the older revision lost its key to the other.
     pub(crate) fn granted(&mut self, key: Box<str>, lease: i64, revision: Version) -> Option<i64> {
-        let replaced = self.by_key.insert(key, (lease, revision))?;
-        (replaced.0 != lease).then_some(replaced.0)
+        match self.by_key.get(&key) {
+            Some(&(newer, at)) if at > revision => (newer != lease).then_some(lease),
+            _ => {
+                let replaced = self.by_key.insert(key, (lease, revision))?;
+                (replaced.0 != lease).then_some(replaced.0)
+            }
+        }
     }
 
     /// The mirror committed a change of `key` at `modified`: if that is
@@ -58,5 +64,15 @@ mod tests {
         assert_eq!(leases.changed("k", Version::new(14)), Some(2));
         assert!(leases.is_empty());
         assert_eq!(leases.changed("k", Version::new(15)), None);
+    }
+
+    #[test]
+    fn puts_answered_out_of_order_keep_the_newest_lease() {
+        let mut leases = TtlLeases::default();
+        assert_eq!(leases.granted("k".into(), 2, Version::new(20)), None);
+        // The older put answers last: its lease is the one to revoke.
+        assert_eq!(leases.granted("k".into(), 1, Version::new(19)), Some(1));
+        assert_eq!(leases.changed("k", Version::new(20)), None);
+        assert_eq!(leases.changed("k", Version::new(21)), Some(2));
     }
 }

@@ -12,6 +12,7 @@ use etcd_client::{
     Compare, CompareOp, DeleteOptions, GetOptions, PutOptions, Txn, TxnOp, TxnOpResponse,
     TxnResponse,
 };
+use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::error::{Cause, Precondition, StateError};
@@ -46,9 +47,10 @@ pub const DEFAULT_MAX_REQUEST_BYTES: usize = 3 << 19;
 pub const DEFAULT_MAX_TXN_OPS: usize = 128;
 
 /// Bytes a txn's protobuf adds per operation or compare beyond its key and
-/// value (field tags, lengths, the revision): a generous bound, so a
-/// request this crate accepts is one etcd accepts.
-const OVERHEAD_PER_ITEM: usize = 32;
+/// value (field tags, lengths, a revision or a lease: etcd counts about 24
+/// for a put, 34 with a lease): a generous bound, so a request this crate
+/// accepts is one etcd accepts.
+const OVERHEAD_PER_ITEM: usize = 64;
 
 /// What the target needs to plan a command.
 pub(crate) struct Settings {
@@ -64,12 +66,15 @@ pub(crate) enum Expect {
     /// A compare on one key: a failed compare is a conflict on it, and the
     /// failure branch reads the key (the `found` of the conflict).
     Key { key: String, expected: Precondition },
-    /// A transaction's compares: the failure branch reads the written
-    /// keys (in order), then the first key modified after the snapshot.
+    /// Compares on several keys: the failure branch reads them (in
+    /// order), then, for a transaction, the first key modified after the
+    /// snapshot it saw.
     Keys {
-        /// Each written key and what its compare required.
+        /// Each compared key and what its compare required.
         keys: Vec<(String, Precondition)>,
-        snapshot: Version,
+        /// A transaction's "nothing changed since" compare; none for a
+        /// rollback.
+        snapshot: Option<Version>,
     },
 }
 
@@ -528,7 +533,7 @@ pub(crate) fn plan<V: Serialize>(
                     Operation::Transaction,
                     Expect::Keys {
                         keys,
-                        snapshot: seen,
+                        snapshot: Some(seen),
                     },
                 )),
             }
@@ -605,7 +610,7 @@ fn rollback<V: Serialize>(
         .collect();
     drop(history);
     keys.sort_unstable();
-    let mut first = None;
+    let mut compared = Vec::new();
     for key in keys {
         let entry = current.entry(&key);
         let then = restored.get(&key);
@@ -619,16 +624,21 @@ fn rollback<V: Serialize>(
         }
         let expected = as_found(entry);
         txn.compare(&key, expected);
-        first.get_or_insert_with(|| (key.to_string(), expected));
+        compared.push((key.to_string(), expected));
         match then {
             Some(value) => txn.put(&key, &*value)?,
             None => txn.delete(&key),
         }
     }
-    Ok(match first {
+    Ok(if compared.is_empty() {
         // A rollback to identical contents: nothing to send.
-        None => (Operation::Rollback, Expect::Writes),
-        Some((key, expected)) => (Operation::Rollback, Expect::Key { key, expected }),
+        (Operation::Rollback, Expect::Writes)
+    } else {
+        let expect = Expect::Keys {
+            keys: compared,
+            snapshot: None,
+        };
+        (Operation::Rollback, expect)
     })
 }
 
@@ -638,21 +648,24 @@ fn rollback<V: Serialize>(
 /// modified revision or JSON is the same in both is untouched; every other one is
 /// put back (its bytes as they were) or deleted, compared on the modified
 /// version `current` shows, so a concurrent write makes it a conflict.
-pub(crate) fn rollback_from_history<V: Serialize>(
+pub(crate) fn rollback_from_history<V: Serialize + DeserializeOwned>(
     then: &BTreeMap<Box<str>, Held>,
     current: &Snapshot<V>,
     settings: &Settings,
 ) -> Planned {
     let mut txn = Builder::new(settings, None);
-    let keys: BTreeSet<&str> = then
-        .keys()
-        .map(|key| &**key)
-        .chain(current.keys())
+    // A value that does not decode as `V` was not part of the state then,
+    // as the mirror does not show one now.
+    let then: BTreeMap<&str, &Held> = then
+        .iter()
+        .filter(|(_, held)| serde_json::from_slice::<V>(&held.value).is_ok())
+        .map(|(key, held)| (&**key, held))
         .collect();
-    let mut first = None;
+    let keys: BTreeSet<&str> = then.keys().copied().chain(current.keys()).collect();
+    let mut compared = Vec::new();
     for key in keys {
         let now = current.entry(key);
-        let was = then.get(key);
+        let was = then.get(key).copied();
         // The same write, or one of the same bytes (a rollback repeated).
         let same = match (now, was) {
             (Some(now), Some(was)) => {
@@ -667,16 +680,20 @@ pub(crate) fn rollback_from_history<V: Serialize>(
         }
         let expected = as_found(now);
         txn.compare(key, expected);
-        first.get_or_insert_with(|| (key.to_owned(), expected));
+        compared.push((key.to_owned(), expected));
         match was {
             Some(was) => txn.put_raw(key, was.value.clone()),
             None => txn.delete(key),
         }
     }
-    match first {
-        None => unchanged(current),
-        Some((key, expected)) => send(txn, Operation::Rollback, Expect::Key { key, expected }),
+    if compared.is_empty() {
+        return unchanged(current);
     }
+    let expect = Expect::Keys {
+        keys: compared,
+        snapshot: None,
+    };
+    send(txn, Operation::Rollback, expect)
 }
 
 /// Read a txn's answer: its revision if it wrote to the state, `None` if
@@ -725,7 +742,21 @@ pub(crate) fn outcome(
                     });
                 }
             }
-            // Not a written key: one read (or any key) put after the snapshot.
+            // Not a compared key: one read (or any key) put after the
+            // transaction's snapshot. (A rollback's compares are all on
+            // keys: one of them failed, but its key moved on again
+            // meanwhile: report the first.)
+            let Some(snapshot) = snapshot else {
+                let (key, expected) = keys
+                    .first()
+                    .cloned()
+                    .unwrap_or((String::new(), Precondition::Absent));
+                return Err(StateError::Conflict {
+                    key,
+                    expected,
+                    found: found(0),
+                });
+            };
             let (key, modified) = match responses.get(keys.len()) {
                 Some(TxnOpResponse::Get(get)) => get
                     .kvs()

@@ -246,7 +246,9 @@ impl<V> Committer<V> {
     /// until [`Self::finish_batch`], which publishes it with the rest of
     /// the group. Changes that change nothing (a value identical in
     /// versions, a removal of an absent key) are skipped; returns whether
-    /// anything was committed.
+    /// anything was committed. A `relist` (the differences of revisions
+    /// the mirror missed) is committed even when empty, and the versions
+    /// it skipped become a gap of the history.
     #[cfg(feature = "etcd")]
     pub(crate) fn apply_remote(
         &mut self,
@@ -254,7 +256,7 @@ impl<V> Committer<V> {
         operation: Operation,
         changed_by: Option<Arc<str>>,
         changes: impl IntoIterator<Item = RemoteChange<V>>,
-        even_if_empty: bool,
+        relist: bool,
     ) -> bool {
         debug_assert!(version > self.version, "remote versions only go up");
         let mut applied = Vec::new();
@@ -279,8 +281,13 @@ impl<V> Committer<V> {
                 None => applied.extend(self.remove(&change.key)),
             }
         }
-        if applied.is_empty() && !even_if_empty {
+        if applied.is_empty() && !relist {
             return false;
+        }
+        // A relist: the revisions between the last commit and this one
+        // were never seen; their states are not this history's to tell.
+        if relist && version > self.version.next() {
+            lock(&self.shared.history).mark_gap(self.version, version);
         }
         self.commit(
             version,

@@ -38,7 +38,8 @@ impl Proxy {
                     let upstream = upstream.clone();
                     let task = tokio::spawn(async move {
                         if let Ok(mut outbound) = TcpStream::connect(&upstream).await {
-                            let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                            let _ =
+                                tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
                         }
                     });
                     connections.lock().unwrap().push(task.abort_handle());

@@ -22,7 +22,10 @@ use std::time::Duration;
 use common::etcd::{endpoint, prefix};
 use thread_safe_state::ThreadSafeState;
 
-async fn connect(endpoint: &str, prefix: &str) -> Result<ThreadSafeState<String>, thread_safe_state::EtcdError> {
+async fn connect(
+    endpoint: &str,
+    prefix: &str,
+) -> Result<ThreadSafeState<String>, thread_safe_state::EtcdError> {
     ThreadSafeState::<String>::builder()
         .max_history(1)
         .etcd([endpoint], prefix)

@@ -49,7 +49,9 @@ async fn a_leased_put_at_the_limit_is_checked_before_sending() {
         .unwrap();
 
     // Without a lease, the bound holds: etcd takes it.
-    let plain = state.set("plain", value_at_the_limit(&prefix, "plain")).await;
+    let plain = state
+        .set("plain", value_at_the_limit(&prefix, "plain"))
+        .await;
     assert!(accepted(&plain), "plain put: {plain:?}");
 
     let agent = state

@@ -65,7 +65,12 @@ async fn partition_then_heal(value_len: usize) {
     let value = "v".repeat(value_len);
     let mut last = None;
     for i in 0..56 {
-        last = Some(direct.set(format!("blob-{}", i % 4), value.clone()).await.unwrap());
+        last = Some(
+            direct
+                .set(format!("blob-{}", i % 4), value.clone())
+                .await
+                .unwrap(),
+        );
     }
     let last = last.unwrap();
     proxy.restore();

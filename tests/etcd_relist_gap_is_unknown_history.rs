@@ -58,14 +58,23 @@ async fn the_state_inside_a_relisted_gap_is_not_made_up() {
     proxy.restore();
 
     cut_off
-        .wait_for_timeout(|s| s.get("k").as_deref() == Some(&3), Duration::from_secs(20))
+        .wait_for_timeout(
+            |s| s.get("k").as_deref() == Some(&3),
+            Duration::from_secs(20),
+        )
         .await
         .expect("the handle relists");
     let local = cut_off.snapshot_at(b).map(|s| s.get("k").map(|v| *v));
-    let fetched = cut_off.fetch_snapshot_at(b).await.map(|s| s.get("k").map(|v| *v));
+    let fetched = cut_off
+        .fetch_snapshot_at(b)
+        .await
+        .map(|s| s.get("k").map(|v| *v));
     for (what, outcome) in [("snapshot_at", &local), ("fetch_snapshot_at", &fetched)] {
         assert!(
-            matches!(outcome, Ok(Some(2)) | Err(StateError::VersionCompacted { .. })),
+            matches!(
+                outcome,
+                Ok(Some(2)) | Err(StateError::VersionCompacted { .. })
+            ),
             "{what}({b:?}) = {outcome:?}: etcd held k = 2 at that revision (and has compacted it)"
         );
     }
