@@ -60,9 +60,11 @@ const MIRROR_CAPACITY: usize = 1024;
 ///
 /// - **Reads stay local and lock-free.** A mirror task lists the prefix
 ///   (a linearizable read) at revision R, publishes that snapshot as
-///   version R, then watches from R + 1 (with progress notifications;
-///   without previous values, which the writer already holds: they would
-///   cost etcd a read per event) and commits each revision's events as one version,
+///   version R, then watches from R + 1 (without previous values, which
+///   the writer already holds: they would cost etcd a read per event; and
+///   without progress notifications, which etcd before 3.4.25 and 3.5.8
+///   can send ahead of the events they cover) and commits each revision's
+///   events as one version,
 ///   through the same commit core as an in-memory state: `history`,
 ///   `changes_since`, `snapshot_at`, waiters and metrics work unchanged.
 /// - **Versions are etcd revisions**: they only go up, but they are not
