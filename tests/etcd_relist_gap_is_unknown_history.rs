@@ -78,4 +78,10 @@ async fn the_state_inside_a_relisted_gap_is_not_made_up() {
             "{what}({b:?}) = {outcome:?}: etcd held k = 2 at that revision (and has compacted it)"
         );
     }
+    // A change stream from inside the gap would deliver the relist's
+    // differences, which include changes made before it.
+    assert!(matches!(
+        cut_off.changes_since(b).err(),
+        Some(StateError::VersionCompacted { .. })
+    ));
 }
