@@ -203,3 +203,100 @@ async fn a_lease_not_renewed_within_its_ttl_is_lost() {
         })
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn history_paths_behind_the_window() {
+    let Some(endpoint) = endpoint("history_paths") else {
+        return;
+    };
+    let prefix = prefix("edges-history");
+    let state = ThreadSafeState::<i64>::builder()
+        .max_history(1)
+        .etcd([endpoint.as_str()], prefix.as_str())
+        .connect()
+        .await
+        .unwrap();
+    let good = state.set("k", 1).await.unwrap();
+    // Another program's value that does not decode: left out of a
+    // snapshot read from etcd, as the mirror leaves it out.
+    let other = ThreadSafeState::<String>::builder()
+        .etcd([endpoint.as_str()], prefix.as_str())
+        .connect()
+        .await
+        .unwrap();
+    let odd = other.set("odd", "text".into()).await.unwrap();
+    state.set("k", 2).await.unwrap();
+    state.set("k", 3).await.unwrap();
+    let fetched = state.fetch_snapshot_at(odd).await.unwrap();
+    assert_eq!(fetched.get("k").as_deref(), Some(&1));
+    assert!(!fetched.contains_key("odd"));
+
+    // `set_if` on a key that must exist compares its create revision.
+    state
+        .set_if("k", 4, thread_safe_state::Precondition::Exists)
+        .await
+        .unwrap();
+    let refused = state
+        .set_if("missing", 1, thread_safe_state::Precondition::Exists)
+        .await;
+    assert!(
+        matches!(refused, Err(StateError::Conflict { .. })),
+        "{refused:?}"
+    );
+
+    // A plain rollback to a version behind the window goes through etcd.
+    state.rollback(good).await.unwrap();
+    assert_eq!(state.get("k").as_deref(), Some(&1));
+    // The recovery helper searches the local window only.
+    let searched = state
+        .rollback_to_last_good(|s| s.get("k").as_deref() == Some(&3))
+        .await;
+    assert!(
+        matches!(searched, Err(StateError::NoGoodVersion { .. })),
+        "{searched:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leases_that_etcd_no_longer_has() {
+    let Some(endpoint) = endpoint("leases_etcd_lost") else {
+        return;
+    };
+    let prefix = prefix("edges-lease-gone");
+    // A TTL put the server refuses after its lease was granted: the lease
+    // is revoked again, the key is not written.
+    let state = ThreadSafeState::<String>::builder()
+        .etcd([endpoint.as_str()], prefix.as_str())
+        .max_request_bytes(8 << 20)
+        .connect()
+        .await
+        .unwrap();
+    let refused = state
+        .set_with_ttl("big", "x".repeat(2 << 20), Duration::from_secs(60))
+        .await;
+    assert!(
+        matches!(refused, Err(StateError::EtcdRejected { .. })),
+        "{refused:?}"
+    );
+    assert!(!state.contains_key("big"));
+    // A handle dropped after its lease was revoked elsewhere: the revoke
+    // finds nothing, and the state goes on.
+    let agent = state
+        .for_agent_with_lease("worker", Duration::from_secs(30))
+        .await
+        .unwrap();
+    agent.set("claim", "mine".into()).await.unwrap();
+    let id = agent.lease_id().unwrap();
+    common::etcd::gateway_post(
+        &endpoint,
+        "/v3/lease/revoke",
+        &format!(r#"{{"ID":"{id}"}}"#),
+    )
+    .await;
+    drop(agent);
+    state.set("after", "ok".into()).await.unwrap();
+    state
+        .wait_for_timeout(|s| !s.contains_key("claim"), Duration::from_secs(10))
+        .await
+        .unwrap();
+}

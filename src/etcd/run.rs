@@ -307,7 +307,7 @@ fn start<V: Serialize + DeserializeOwned + Send + Sync + 'static>(
                     match mvcc::range_at(&client, &settings.prefix, version, request.timeout).await
                     {
                         Ok(then) => txn::rollback_from_history(&then, &current, settings),
-                        Err(error) => Planned::Done(Err(error)),
+                        Err(error) => Err(error),
                     };
                 let unsent = |outcome| Sent {
                     decided: None,
@@ -315,10 +315,10 @@ fn start<V: Serialize + DeserializeOwned + Send + Sync + 'static>(
                     granted: None,
                 };
                 let sent = match planned {
-                    Planned::Send(plan) => request.execute(plan).await,
-                    Planned::Done(Ok(_)) => unsent(Ok(None)),
-                    Planned::Done(Err(error)) => unsent(Err(error)),
-                    Planned::FromHistory(_) => unreachable!("planned from the history already"),
+                    Ok(Some(plan)) => request.execute(plan).await,
+                    // Nothing differs: nothing to write.
+                    Ok(None) => unsent(Ok(None)),
+                    Err(error) => unsent(Err(error)),
                 };
                 Finished {
                     sequence,

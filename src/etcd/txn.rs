@@ -16,7 +16,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::error::{Cause, Precondition, StateError};
-use crate::history::{History, Operation, Unreachable};
+use crate::history::{History, Operation};
 use crate::modify::Modification;
 use crate::snapshot::{Entry, Snapshot};
 use crate::sync::{lock, Arc, Mutex};
@@ -594,16 +594,7 @@ fn rollback<V: Serialize>(
     let history = lock(history).clone();
     let restored = history
         .snapshot_at(target, now)
-        .map_err(|unreachable| match unreachable {
-            Unreachable::Compacted { oldest_retained } => StateError::VersionCompacted {
-                target,
-                oldest_retained,
-            },
-            Unreachable::Future => StateError::InvalidVersion {
-                target,
-                current: now,
-            },
-        })?;
+        .map_err(|unreachable| unreachable.into_error(target, now))?;
     let mut keys: Vec<_> = history
         .keys_changed_between(target, now)
         .into_iter()
@@ -652,7 +643,7 @@ pub(crate) fn rollback_from_history<V: Serialize + DeserializeOwned>(
     then: &BTreeMap<Box<str>, Held>,
     current: &Snapshot<V>,
     settings: &Settings,
-) -> Planned {
+) -> Result<Option<Plan>, StateError> {
     let mut txn = Builder::new(settings, None);
     // A value that does not decode as `V` was not part of the state then,
     // as the mirror does not show one now.
@@ -687,13 +678,19 @@ pub(crate) fn rollback_from_history<V: Serialize + DeserializeOwned>(
         }
     }
     if compared.is_empty() {
-        return unchanged(current);
+        return Ok(None);
     }
     let expect = Expect::Keys {
         keys: compared,
         snapshot: None,
     };
-    send(txn, Operation::Rollback, expect)
+    let (txn, marked) = txn.finish()?;
+    Ok(Some(Plan {
+        request: Request::Txn(txn),
+        operation: Operation::Rollback,
+        expect,
+        marked,
+    }))
 }
 
 /// Read a txn's answer: its revision if it wrote to the state, `None` if
