@@ -20,7 +20,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use thread_safe_state::etcd_client::{Client, EventType, Txn, TxnOp, WatchOptions};
+use thread_safe_state::etcd_client::{Client, EventType, Txn, TxnOp, WatchOptions, WatchStream};
 use thread_safe_state::ThreadSafeState;
 
 const KEYS: usize = 1_000;
@@ -192,17 +192,7 @@ fn set(c: &mut Criterion) {
                 let key = format!("{bare_prefix}{}", key(n as usize % KEYS));
                 let put = kv.put(key, n.to_string(), None).await.unwrap();
                 let revision = put.header().unwrap().revision();
-                // Wait for the watch to deliver this revision.
-                loop {
-                    let message = watch.message().await.unwrap().unwrap();
-                    let echoed = message.events().iter().any(|event| {
-                        event.event_type() == EventType::Put
-                            && event.kv().is_some_and(|kv| kv.mod_revision() >= revision)
-                    });
-                    if echoed {
-                        break revision;
-                    }
-                }
+                echoed(&mut watch, revision).await
             })
         })
     });
@@ -214,21 +204,26 @@ fn set(c: &mut Criterion) {
                 let txn = Txn::new().and_then([TxnOp::put(key, n.to_string(), None)]);
                 let done = kv.txn(txn).await.unwrap();
                 let revision = done.header().unwrap().revision();
-                loop {
-                    let message = watch.message().await.unwrap().unwrap();
-                    let echoed = message.events().iter().any(|event| {
-                        event.event_type() == EventType::Put
-                            && event.kv().is_some_and(|kv| kv.mod_revision() >= revision)
-                    });
-                    if echoed {
-                        break revision;
-                    }
-                }
+                echoed(&mut watch, revision).await
             })
         })
     });
     group.finish();
     rt.block_on(state.close()).unwrap();
+}
+
+/// Wait for `watch` to deliver a put at `revision` or later.
+async fn echoed(watch: &mut WatchStream, revision: i64) -> i64 {
+    loop {
+        let message = watch.message().await.unwrap().unwrap();
+        let echoed = message.events().iter().any(|event| {
+            event.event_type() == EventType::Put
+                && event.kv().is_some_and(|kv| kv.mod_revision() >= revision)
+        });
+        if echoed {
+            return revision;
+        }
+    }
 }
 
 fn sixty_four_writers(c: &mut Criterion) {

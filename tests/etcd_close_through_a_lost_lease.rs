@@ -11,7 +11,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::etcd::{connect, endpoint, gateway_post, prefix};
+use common::etcd::{connect, endpoint, prefix, revoke_lease};
 use thread_safe_state::StateError;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -26,12 +26,7 @@ async fn close_through_a_lost_lease_closes_the_state() {
         .unwrap();
     agent.set("claim", 1).await.unwrap();
     let id = agent.lease_id().unwrap();
-    gateway_post(
-        &endpoint,
-        "/v3/lease/revoke",
-        &format!(r#"{{"ID":"{id}"}}"#),
-    )
-    .await;
+    revoke_lease(&endpoint, id).await;
     state
         .wait_for_timeout(|s| !s.contains_key("claim"), Duration::from_secs(10))
         .await

@@ -7,7 +7,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::etcd::{connect, endpoint, prefix};
+use common::etcd::{connect, endpoint, prefix, revoke_lease};
 use thread_safe_state::{
     EtcdError, Modification, StateError, ThreadSafeState, TransactionError, Write,
 };
@@ -287,12 +287,7 @@ async fn leases_that_etcd_no_longer_has() {
         .unwrap();
     agent.set("claim", "mine".into()).await.unwrap();
     let id = agent.lease_id().unwrap();
-    common::etcd::gateway_post(
-        &endpoint,
-        "/v3/lease/revoke",
-        &format!(r#"{{"ID":"{id}"}}"#),
-    )
-    .await;
+    revoke_lease(&endpoint, id).await;
     drop(agent);
     state.set("after", "ok".into()).await.unwrap();
     state

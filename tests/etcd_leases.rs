@@ -9,7 +9,7 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::etcd::{connect, endpoint, gateway_post, prefix};
+use common::etcd::{connect, endpoint, prefix, revoke_lease};
 use thread_safe_state::{Operation, StateError, ThreadSafeState};
 
 /// etcd's smallest TTL with default election settings (1.5 s, rounded up).
@@ -122,12 +122,7 @@ async fn writes_through_a_lost_lease_fail_and_are_not_applied() {
         .unwrap();
     agent.set("claim", 1).await.unwrap();
     let id = agent.lease_id().unwrap();
-    gateway_post(
-        &endpoint,
-        "/v3/lease/revoke",
-        &format!(r#"{{"ID":"{id}"}}"#),
-    )
-    .await;
+    revoke_lease(&endpoint, id).await;
     gone(&state, "claim", Duration::from_secs(10)).await;
 
     let version = state.version();

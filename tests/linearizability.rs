@@ -139,6 +139,9 @@
 //! exponential in the number of actors. The in-memory check still uses
 //! stateright's [`LinearizabilityTester`], with dense versions.
 
+#[cfg(feature = "etcd")]
+mod common;
+
 use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -1778,26 +1781,13 @@ fn the_checker_rejects_a_read_from_the_future() {
 mod on_etcd {
     use super::*;
 
+    use crate::common::etcd::endpoint;
+
     use etcd_client::{Client, EventType, WatchOptions};
 
     /// Histories per run unless `LINEARIZABILITY_ETCD_HISTORIES` says
     /// otherwise.
     const DEFAULT_ETCD_HISTORIES: usize = 400;
-
-    /// The server's endpoint, or `None` (skip) when it is not given
-    /// outside CI, as in `tests/etcd.rs`.
-    fn endpoint(test: &str) -> Option<String> {
-        match std::env::var("TSS_ETCD_ENDPOINT") {
-            Ok(endpoint) if !endpoint.is_empty() => Some(endpoint),
-            _ if std::env::var("CI").is_ok_and(|value| value == "true") => {
-                panic!("TSS_ETCD_ENDPOINT is not set: CI must run the etcd tests against a server")
-            }
-            _ => {
-                eprintln!("skipping {test}: set TSS_ETCD_ENDPOINT=http://127.0.0.1:PORT to run it");
-                None
-            }
-        }
-    }
 
     async fn connect(endpoint: &str, prefix: &str) -> ThreadSafeState<u64> {
         ThreadSafeState::builder()

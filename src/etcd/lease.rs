@@ -24,7 +24,7 @@ use tokio::time::Instant;
 use crate::error::StateError;
 
 use super::link::Link;
-use super::run::{failed, timed_out};
+use super::run::{failed, within};
 
 /// Renewals come every third of the TTL, at least this far apart...
 const MIN_RENEWAL_PERIOD: Duration = Duration::from_millis(300);
@@ -117,9 +117,8 @@ impl Link {
         let runtime = self.runtime.clone();
         let mut client = self.client.clone();
         let seconds = ttl_seconds(ttl).min(MAX_TTL_SECONDS);
-        let granted = tokio::time::timeout(self.request_timeout, client.lease_grant(seconds, None))
-            .await
-            .map_err(|_| timed_out(self.request_timeout))?
+        let granted = within(self.request_timeout, client.lease_grant(seconds, None))
+            .await?
             .map_err(|error| failed(error, None))?;
         let (id, ttl) = (granted.id(), granted.ttl());
         let expired = Arc::new(AtomicBool::new(false));

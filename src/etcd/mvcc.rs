@@ -19,7 +19,7 @@ use crate::Version;
 use super::link::Link;
 use super::marker;
 use super::mirror::{revision_number, revision_version, MAX_MESSAGE};
-use super::run::{failed, timed_out};
+use super::run::{failed, within};
 
 /// A key of the state as etcd held it at a revision: its value's bytes,
 /// and its created and modified revisions.
@@ -49,9 +49,7 @@ pub(crate) async fn range_at(
     let options = GetOptions::new()
         .with_range(marker::keys_end(prefix))
         .with_revision(revision_number(revision).max(1));
-    let read = tokio::time::timeout(timeout, kv.get(marker::keys_start(prefix), Some(options)))
-        .await
-        .map_err(|_| timed_out(timeout))?;
+    let read = within(timeout, kv.get(marker::keys_start(prefix), Some(options))).await?;
     let mut response = match read {
         Ok(response) => response,
         Err(error) if compacted(&error) => {
@@ -184,9 +182,8 @@ impl Link {
             })
             .collect();
         let mut kv = self.client.kv_client();
-        tokio::time::timeout(timeout, kv.put(marker::key(&self.prefix), Vec::new(), None))
-            .await
-            .map_err(|_| timed_out(timeout))?
+        within(timeout, kv.put(marker::key(&self.prefix), Vec::new(), None))
+            .await?
             .map_err(|error| failed(error, None))?;
         let options = WatchOptions::new()
             .with_prefix()
@@ -254,9 +251,7 @@ impl Link {
                 commits.extend(commit(at, changes));
             }
         };
-        tokio::time::timeout(timeout, read)
-            .await
-            .map_err(|_| timed_out(timeout))?
+        within(timeout, read).await?
     }
 }
 

@@ -495,7 +495,7 @@ async fn send(
 }
 
 /// `request`'s answer, or [`timed_out`] after `timeout`.
-async fn within<T>(
+pub(crate) async fn within<T>(
     timeout: Duration,
     request: impl std::future::Future<Output = T>,
 ) -> Result<T, StateError> {

@@ -55,6 +55,12 @@ pub(crate) async fn caught_up(state: &ThreadSafeState<i64>, version: Version) {
         .expect("the mirror catches up");
 }
 
+/// Revoke lease `id` behind the crate's back (its keys go), as an
+/// operator or another program would.
+pub(crate) async fn revoke_lease(endpoint: &str, id: i64) {
+    gateway_post(endpoint, "/v3/lease/revoke", &format!(r#"{{"ID":"{id}"}}"#)).await;
+}
+
 /// POST `body` to etcd's JSON gateway at `path` (a plain HTTP request: no
 /// second client library in the tests); panics unless it answers 200.
 pub(crate) async fn gateway_post(endpoint: &str, path: &str, body: &str) -> String {
